@@ -1,0 +1,23 @@
+# Set-up, tests and the main job. `make test` and `make run` install first when .venv/ is missing.
+VENV := .venv
+PY := $(VENV)/bin/python
+ARCHBENCH := $(VENV)/bin/archbench
+
+.PHONY: install test run clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+run: $(VENV)/.installed
+	$(ARCHBENCH) claims --out results/claims.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache

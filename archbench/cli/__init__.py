@@ -1,0 +1,15 @@
+"""The command-line interface: one module per group of commands, all registered on one Typer app.
+
+Command modules import torch and the measurers inside the commands, so ``--help`` stays fast.
+"""
+
+from archbench.cli import models_cmd  # noqa: F401  (registers list, params)
+from archbench.cli.app import app
+
+
+def main() -> None:
+    """Entry point of the ``archbench`` console script."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""Measurers: each takes a built model and returns records; none prints."""

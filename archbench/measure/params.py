@@ -1,0 +1,129 @@
+"""Parameter counts: totals, per module, and the dense (fully connected) equivalent of each layer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from archbench.models.build import BuiltModel
+from archbench.results.record import Record
+
+_LAYER_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear")
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    total: int
+    trainable: int
+    frozen: int
+    buffers: int
+
+
+def count_params(module) -> ParamCounts:
+    """Unique parameters (a shared tensor counts once), trainable and frozen, and buffer elements."""
+    params = list(module.parameters())  # nn.Module.parameters() yields each shared tensor once
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    total = sum(p.numel() for p in params)
+    buffers = sum(b.numel() for b in module.buffers())
+    return ParamCounts(total, trainable, total - trainable, buffers)
+
+
+def module_depth(name: str) -> int:
+    """Depth of a submodule name: ``layer1`` is 1, ``layer1.0.conv1`` is 3."""
+    return name.count(".") + 1 if name else 0
+
+
+def param_records(built: BuiltModel, depth: int | None = None) -> list[Record]:
+    """Totals (params, params_trainable, params_frozen, buffers) and, with ``depth``, one row per module."""
+    counts = count_params(built.module)
+    point = dict(built.point)
+    records = [
+        Record(built.spec, "params", counts.total, "count", point, warnings=list(built.warnings)),
+        Record(built.spec, "params_trainable", counts.trainable, "count", point),
+        Record(built.spec, "params_frozen", counts.frozen, "count", point),
+        Record(built.spec, "buffers", counts.buffers, "count", point, details={"what": "buffer elements"}),
+    ]
+    if depth:
+        for name, sub in built.module.named_modules():
+            if 0 < module_depth(name) <= depth:
+                sub_counts = count_params(sub)
+                records.append(
+                    Record(built.spec, "params", sub_counts.total, "count", {**point, "module": name},
+                           details={"type": type(sub).__name__})
+                )
+    return records
+
+
+def dense_equivalent(in_numel: int, out_numel: int, bias: bool) -> int:
+    """Parameters of a fully connected layer mapping ``in_numel`` values to ``out_numel`` values."""
+    return in_numel * out_numel + (out_numel if bias else 0)
+
+
+def dense_equivalent_records(built: BuiltModel) -> list[Record]:
+    """For each conv and linear layer, run on the model's input, the dense equivalent (build on ``meta``: no allocation).
+
+    One row per layer call: its own params, the params of the dense layer with the same input
+    and output volumes (weights + biases, biases when the layer has them), the ratio and its
+    order of magnitude; then the totals. Parameters outside conv/linear layers are a warning.
+    """
+    import torch
+
+    module = built.module
+    layer_classes = _layer_classes()
+    calls: list[tuple[str, object, tuple, tuple]] = []
+    handles = [
+        sub.register_forward_hook(
+            lambda m, inputs, output, name=name: calls.append((name, m, tuple(inputs[0].shape), tuple(output.shape)))
+        )
+        for name, sub in module.named_modules()
+        if isinstance(sub, layer_classes)
+    ]
+    args, kwargs = built.example_inputs()
+    try:
+        with torch.no_grad():
+            module(*args, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    point = dict(built.point)
+    records: list[Record] = []
+    own_total = dense_total = 0
+    covered: set[int] = set()
+    for name, layer, in_shape, out_shape in calls:
+        own = sum(p.numel() for p in layer.parameters(recurse=False))
+        in_numel, out_numel = math.prod(in_shape[1:]), math.prod(out_shape[1:])
+        dense = dense_equivalent(in_numel, out_numel, getattr(layer, "bias", None) is not None)
+        if id(layer) not in covered:
+            own_total += own
+            covered.add(id(layer))
+        dense_total += dense
+        layer_point = {**point, "layer": name}
+        details = {"type": type(layer).__name__, "in_shape": list(in_shape[1:]), "out_shape": list(out_shape[1:])}
+        records += _ratio_records(built.spec, layer_point, own, dense, details)
+    total_point = {**point, "layer": "TOTAL (conv + linear)"}
+    records += _ratio_records(built.spec, total_point, own_total, dense_total, {"layers": len(calls)})
+    outside = count_params(module).total - own_total
+    if outside:
+        records[-1].warnings.append(
+            f"{outside:,} parameters lie outside conv/linear layer calls (normalisation, embeddings, "
+            f"attention in-projections) and have no dense equivalent in this table"
+        )
+    return records
+
+
+def _ratio_records(model: str, point: dict, own: int, dense: int, details: dict) -> list[Record]:
+    ratio = dense / own if own else None
+    orders = math.log10(ratio) if ratio else None
+    return [
+        Record(model, "params", own, "count", point, details=details),
+        Record(model, "params_dense_equivalent", dense, "count", point),
+        Record(model, "dense_ratio", ratio, "x", point),
+        Record(model, "dense_ratio_orders", orders, "log10", point),
+    ]
+
+
+def _layer_classes() -> tuple:
+    from torch import nn
+
+    return tuple(getattr(nn, n) for n in _LAYER_TYPES)

@@ -1,0 +1,136 @@
+"""Small reference modules that no library ships in the form archbench needs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class NaiveSelfAttention(nn.Module):
+    """Multi-head self-attention that materialises the T×T score matrix (matmul, softmax, matmul)."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(x)), self._split(self.v_proj(x))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        context = torch.matmul(weights, v).transpose(1, 2).reshape(b, t, d)
+        return self.out_proj(context)
+
+
+class FusedSelfAttention(nn.Module):
+    """Self-attention through ``nn.MultiheadAttention`` (SDPA / PyTorch's fused fast path)."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class NaiveEncoderLayer(nn.Module):
+    """A post-norm Transformer encoder layer with :class:`NaiveSelfAttention`.
+
+    Same parameters as ``nn.TransformerEncoderLayer(d_model, heads, ff)`` (ReLU feed-forward).
+    """
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float = 0.1, norm_first: bool = False):
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attn = NaiveSelfAttention(d_model, heads, dropout)
+        self.linear1 = nn.Linear(d_model, ff)
+        self.linear2 = nn.Linear(ff, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _ff(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.dropout(self.self_attn(self.norm1(x)))
+            return x + self._ff(self.norm2(x))
+        x = self.norm1(x + self.dropout(self.self_attn(x)))
+        return self.norm2(x + self._ff(x))
+
+
+class InceptionModule(nn.Module):
+    """GoogLeNet's Inception module; ``reduce=False`` is the paper's naive version without 1×1 reductions."""
+
+    def __init__(self, in_channels: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int, reduce: bool):
+        super().__init__()
+
+        def conv(cin: int, cout: int, k: int) -> nn.Module:
+            return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True))
+
+        self.branch1 = conv(in_channels, c1, 1)
+        if reduce:
+            self.branch3 = nn.Sequential(conv(in_channels, c3r, 1), conv(c3r, c3, 3))
+            self.branch5 = nn.Sequential(conv(in_channels, c5r, 1), conv(c5r, c5, 5))
+            self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv(in_channels, pool_proj, 1))
+        else:
+            self.branch3 = conv(in_channels, c3, 3)
+            self.branch5 = conv(in_channels, c5, 5)
+            self.branch_pool = nn.MaxPool2d(3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1)
+
+
+def double_conv(cin: int, cout: int) -> nn.Module:
+    """U-Net's two 3×3 convolutions with ReLU (padded, so sizes are kept)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True)
+    )
+
+
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al.); ``skips=False`` drops the encoder-to-decoder concatenations."""
+
+    def __init__(self, in_channels: int, classes: int, base: int, depth: int, skips: bool):
+        super().__init__()
+        self.skips = skips
+        widths = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList([double_conv(in_channels, widths[0])])
+        self.down.extend(double_conv(widths[i], widths[i + 1]) for i in range(depth))
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
+        self.decode = nn.ModuleList(
+            double_conv(widths[i] * (2 if skips else 1), widths[i]) for i in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(widths[0], classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else self.pool(x))
+            features.append(x)
+        for up, decode, skip in zip(self.up, self.decode, reversed(features[:-1])):
+            x = up(x)
+            x = decode(torch.cat([skip, x], dim=1) if self.skips else x)
+        return self.head(x)
+
+
+class LatentToImage(nn.Module):
+    """Reshape a latent vector (B, n) to (B, n, 1, 1) for a convolutional generator."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z.view(z.shape[0], -1, 1, 1)

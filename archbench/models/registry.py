@@ -1,0 +1,182 @@
+"""The one registry of named architectures.
+
+An entry knows how to build its module from typed options, its family, its source
+(torchvision, huggingface, archbench) and its default input. Options are declared as
+typed keyword arguments of the builder: ``int``, ``float``, ``bool``, ``str``, a
+``Literal[...]`` of choices, or :data:`Shape` (``AxBxC``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from archbench.errors import UserError
+from archbench.spec import ModelSpec, format_shape, parse_model_spec, parse_shape, suggest
+
+Shape = typing.NewType("Shape", tuple)
+"""Option type for a list of positive integers written ``AxBxC``."""
+
+InputKind = Literal["image", "tokens", "sequence", "vector"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one example looks like, without the batch dimension.
+
+    ``image``: (C, H, W) floats; ``tokens``: (T,) integer ids; ``sequence``: (T, d)
+    embeddings; ``vector``: (n,) floats. ``extra`` carries kind-specific facts
+    (``vocab`` for tokens, ``max_positions``, ``encoder_decoder``).
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def seq(self) -> int | None:
+        return self.shape[0] if self.kind in ("tokens", "sequence") else None
+
+    def describe(self) -> str:
+        if self.kind == "tokens":
+            return f"tokens T={self.shape[0]}"
+        if self.kind == "sequence":
+            return f"sequence T={self.shape[0]} d={self.shape[1]}"
+        return f"{self.kind} {format_shape(self.shape)}"
+
+
+@dataclass
+class ModelEntry:
+    """One named architecture of the registry."""
+
+    name: str
+    family: str
+    source: str
+    builder: Callable[..., Any]
+    default_input: Callable[[dict], InputSpec]
+    description: str = ""
+    options: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # name -> (type, default)
+    accepts_any_option: bool = False  # e.g. Hugging Face config overrides, checked by the builder
+
+    def resolve_options(self, raw: dict[str, str]) -> dict[str, Any]:
+        """Typed options: the defaults overridden by the user's strings."""
+        values = {name: default for name, (_, default) in self.options.items()}
+        for key, text in raw.items():
+            if key not in self.options:
+                if self.accepts_any_option:
+                    values[key] = text
+                    continue
+                known = ", ".join(self.options) or "none"
+                raise UserError(f"unknown option {key!r} for {self.name} (options: {known})")
+            values[key] = _convert(self.name, key, text, self.options[key][0])
+        return values
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_LOADED = False
+
+
+def register(
+    name: str,
+    *,
+    family: str,
+    source: str = "archbench",
+    default_input: Callable[[dict], InputSpec],
+    description: str = "",
+):
+    """Decorator: register a builder whose keyword arguments are its typed options."""
+
+    def wrap(builder):
+        options = {}
+        hints = typing.get_type_hints(builder)
+        for pname, param in inspect.signature(builder).parameters.items():
+            options[pname] = (hints.get(pname, str), param.default)
+        doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
+        add_entry(ModelEntry(name, family, source, builder, default_input, doc, options))
+        return builder
+
+    return wrap
+
+
+def add_entry(entry: ModelEntry) -> None:
+    """Add an entry built elsewhere (torchvision and Hugging Face entries)."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} registered twice")
+    _REGISTRY[entry.name] = entry
+
+
+def _load() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from archbench.models import huggingface, reference, torchvision_models  # noqa: F401
+
+
+def all_entries() -> list[ModelEntry]:
+    """Every registered entry, sorted by name."""
+    _load()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def list_models(pattern: str | None = None) -> list[ModelEntry]:
+    """Entries whose name matches the glob ``pattern`` (a bare word matches as a substring)."""
+    entries = all_entries()
+    if not pattern:
+        return entries
+    if not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"
+    return [e for e in entries if fnmatch.fnmatch(e.name, pattern)]
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The entry called ``name``, or a UserError with the closest names."""
+    _load()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown model {name!r}{suggest(name, list(_REGISTRY))} (see `archbench list`)")
+    return _REGISTRY[name]
+
+
+def resolve(spec: str | ModelSpec) -> tuple[ModelEntry, dict[str, Any]]:
+    """Parse and validate a model spec: its entry and typed options."""
+    if isinstance(spec, str):
+        spec = parse_model_spec(spec)
+    entry = get_entry(spec.name)
+    return entry, entry.resolve_options(spec.options)
+
+
+def _convert(model: str, key: str, text: str, kind: Any) -> Any:
+    where = f"option {key}={text!r} of {model}"
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise UserError(f"{where}: expected true or false")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise UserError(f"{where}: expected an integer") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise UserError(f"{where}: expected a number") from None
+    if kind is Shape:
+        return parse_shape(text, what=where)
+    if typing.get_origin(kind) is Literal:
+        choices = typing.get_args(kind)
+        if text not in choices:
+            raise UserError(f"{where}: expected one of {', '.join(choices)}")
+        return text
+    return text
+
+
+def require(condition: bool, message: str) -> None:
+    """Builders call this for impossible option values."""
+    if not condition:
+        raise UserError(message)

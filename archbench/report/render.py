@@ -1,0 +1,149 @@
+"""Render a run document as a rich table, JSON, CSV or Markdown, on the terminal or into a file.
+
+The CSV export is tidy (one row per record); the table and Markdown views pivot metrics
+into columns (``metric [unit]``) with one row per model and input point.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from archbench.errors import UserError
+from archbench.results.record import Record, RunDocument
+
+FORMATS = ("table", "json", "csv", "markdown")
+_EXTENSIONS = {".json": "json", ".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
+_ID_COLUMNS = ("case", "claim", "model")
+
+
+def check_format(fmt: str) -> str:
+    """UserError unless ``fmt`` is one of :data:`FORMATS`."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def format_for_path(path: str | Path) -> str:
+    """The output format implied by a file's extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise UserError(f"--out {path}: unknown extension {suffix!r}; use .json, .csv, .md or .txt")
+    return _EXTENSIONS[suffix]
+
+
+def tidy_frame(records: list[Record]):
+    """One row per record: ids, point columns, metric, value, unit, error, warnings."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {"case": r.case, "claim": r.claim, "model": r.model}
+        row.update(r.point)
+        row.update(metric=r.metric, value=r.value, unit=r.unit, verdict=r.verdict, error=r.error,
+                   warnings="; ".join(r.warnings))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.dropna(axis=1, how="all") if not frame.empty else frame
+
+
+def wide_frame(records: list[Record]):
+    """Metrics as columns (``metric [unit]``), one row per id and input point, errors in their own column."""
+    import pandas as pd
+
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        ids = {k: getattr(r, k) for k in _ID_COLUMNS if getattr(r, k) is not None}
+        ids.update(r.point)
+        key = tuple(sorted((k, json.dumps(v, default=str)) for k, v in ids.items()))
+        row = rows.setdefault(key, dict(ids))
+        column = f"{r.metric} [{r.unit}]" if r.unit else r.metric
+        row[column] = r.value if r.error is None else None
+        if r.verdict is not None:
+            row["verdict"] = r.verdict
+        if r.error:
+            row["error"] = "; ".join(filter(None, [row.get("error"), f"{r.metric}: {r.error}"]))
+    frame = pd.DataFrame(list(rows.values()))
+    if "error" in frame.columns:
+        frame = frame[[c for c in frame.columns if c != "error"] + ["error"]]
+    return frame
+
+
+def format_value(value: Any) -> str:
+    """Integers with thousands separators, floats to 4 significant digits, missing as '-'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1e3):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def all_warnings(records: list[Record]) -> list[str]:
+    """Every distinct warning of the run, each with the model it concerns."""
+    seen: dict[str, None] = {}
+    for r in records:
+        for w in r.warnings:
+            seen.setdefault(f"{r.model}: {w}", None)
+    return list(seen)
+
+
+def to_text(document: RunDocument, fmt: str) -> str:
+    """The document as JSON, CSV or Markdown text (``table`` gives the plain-text table)."""
+    if fmt == "json":
+        return document.to_json() + "\n"
+    if fmt == "csv":
+        return tidy_frame(document.records).to_csv(index=False)
+    frame = wide_frame(document.records).map(format_value) if document.records else None
+    if fmt == "markdown":
+        body = frame.to_markdown(index=False) if frame is not None else "_no records_"
+        warnings = all_warnings(document.records)
+        tail = "".join(f"\n- warning: {w}" for w in warnings)
+        return body + ("\n" + tail if tail else "") + "\n"
+    return (frame.to_string(index=False) if frame is not None else "no records") + "\n"
+
+
+def print_table(document: RunDocument, title: str | None = None, console=None) -> None:
+    """A rich table of the wide view, then the warnings in yellow and errors in red."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    if not document.records:
+        console.print("no records")
+        return
+    frame = wide_frame(document.records)
+    if not console.is_terminal:  # piped output: give the table its natural width rather than crushing it
+        cells = [[str(c)] + [format_value(v) for v in frame[c]] for c in frame.columns]
+        console.width = max(console.width, sum(max(map(len, col)) + 3 for col in cells) + 1)
+    table = Table(title=title, header_style="bold")
+    for column in frame.columns:
+        numeric = column not in _ID_COLUMNS and column not in ("error", "verdict") and "[" in column
+        table.add_column(escape(str(column)), justify="right" if numeric else "left", no_wrap=numeric, overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(escape(format_value(v)) for v in row))
+    console.print(table)
+    for warning in all_warnings(document.records):
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+
+
+def emit(document: RunDocument, fmt: str = "table", out: str | None = None, title: str | None = None) -> None:
+    """Print the document in ``fmt`` and, with ``out``, also write it in the format of the file's extension."""
+    import sys
+
+    check_format(fmt)
+    if out:
+        out_fmt = format_for_path(out)
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_text(document, out_fmt))
+    if fmt == "table":
+        print_table(document, title)
+    else:
+        sys.stdout.write(to_text(document, fmt))

@@ -1,0 +1,74 @@
+"""The environment fingerprint stored in every run document."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def cpu_name() -> str:
+    """The CPU model name (from /proc/cpuinfo on Linux, else platform)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout archbench runs from, when there is one."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def collect_env(device: str = "cpu", **extra: Any) -> dict[str, Any]:
+    """Versions, CPU, GPU, threads and device; ``extra`` adds run-specific facts (dtype, measured peak...)."""
+    import torch
+
+    import archbench
+
+    env: dict[str, Any] = {
+        "archbench": archbench.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "transformers": _version("transformers"),
+        "fvcore": _version("fvcore"),
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": _cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_commit": git_commit(),
+    }
+    env.update(extra)
+    return env
+
+
+def fingerprint(env: dict[str, Any]) -> tuple:
+    """What must match for two runs' timings to be comparable."""
+    return tuple(env.get(k) for k in ("cpu", "gpu", "device", "threads", "torch", "dtype"))
+
+
+def _cpu_count() -> int | None:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None

@@ -1,0 +1,112 @@
+"""Parsing of the small languages users type: model specs, shapes, sequence ranges.
+
+A model spec is ``NAME`` or ``NAME:key=value,key=value``; a shape is ``3x224x224``;
+a range is ``512..10000`` (geometric), ``512..10000:512`` (arithmetic) or ``512,1024,4096``.
+Every malformed input raises :class:`archbench.errors.UserError` with one clear line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+
+from archbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry name plus the raw option strings the user gave for it."""
+
+    name: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        if not self.options:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.options.items())
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Split ``NAME:key=value,...`` into a :class:`ModelSpec` (values stay strings)."""
+    text = text.strip()
+    name, _, rest = text.partition(":")
+    if not name:
+        raise UserError(f"empty model name in {text!r}")
+    options: dict[str, str] = {}
+    if rest:
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not eq or not key or not value:
+                raise UserError(f"malformed option {item!r} in {text!r}: expected key=value")
+            if key in options:
+                raise UserError(f"option {key!r} given twice in {text!r}")
+            options[key] = value
+    return ModelSpec(name, options)
+
+
+def parse_shape(text: str, what: str = "--input") -> tuple[int, ...]:
+    """Parse ``3x224x224`` into ``(3, 224, 224)``; every size must be a positive integer."""
+    parts = str(text).strip().lower().split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UserError(f"malformed {what} {text!r}: expected sizes like 3x224x224") from None
+    if any(d <= 0 for d in dims):
+        raise UserError(f"malformed {what} {text!r}: every size must be a positive integer")
+    return dims
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """The inverse of :func:`parse_shape`."""
+    return "x".join(str(d) for d in shape)
+
+
+def parse_range(text: str, points: int = 8) -> list[int]:
+    """Parse a sweep range into sorted distinct positive integers.
+
+    ``LO..HI`` gives ``points`` geometrically spaced values including both ends,
+    ``LO..HI:STEP`` an arithmetic progression from LO up to HI (HI included when reached),
+    ``A,B,C`` an explicit list.
+    """
+    raw = str(text).strip()
+
+    def number(s: str) -> int:
+        try:
+            value = int(s.strip())
+        except ValueError:
+            raise UserError(f"malformed range {raw!r}: {s.strip()!r} is not an integer") from None
+        if value <= 0:
+            raise UserError(f"malformed range {raw!r}: values must be positive, got {value}")
+        return value
+
+    if ".." in raw:
+        lo_text, _, rest = raw.partition("..")
+        hi_text, colon, step_text = rest.partition(":")
+        lo, hi = number(lo_text), number(hi_text)
+        if lo > hi:
+            raise UserError(f"malformed range {raw!r}: low end {lo} is above high end {hi}")
+        if colon:
+            step = number(step_text)
+            values = list(range(lo, hi + 1, step))
+        else:
+            if points < 2:
+                raise UserError(f"--points must be at least 2, got {points}")
+            if lo == hi:
+                return [lo]
+            ratio = math.log(hi / lo)
+            values = [round(lo * math.exp(ratio * i / (points - 1))) for i in range(points)]
+        return sorted(set(values))
+    if not raw:
+        raise UserError("malformed range '': expected LO..HI, LO..HI:STEP or A,B,C")
+    return sorted({number(p) for p in raw.split(",")})
+
+
+def suggest(name: str, candidates: list[str], n: int = 3) -> str:
+    """A ``did you mean`` tail for an unknown name, or an empty string."""
+    close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.6)
+    if not close:
+        lowered = name.lower()
+        close = [c for c in candidates if lowered in c.lower()][:n]
+    return f"; did you mean {', '.join(close)}?" if close else ""
