@@ -24,9 +24,13 @@ def _crop_size(name: str) -> int:
 
 def _builder(name: str):
     def build(num_classes: int = 1000):
+        import warnings
+
         from torchvision.models import get_model
 
-        return get_model(name, weights=None, num_classes=num_classes)
+        with warnings.catch_warnings():  # inception_v3/googlenet warn about a future change of their default init
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_model(name, weights=None, num_classes=num_classes)
 
     return build
 
