@@ -1,0 +1,70 @@
+"""Records, run documents, the incremental writer and the renderers."""
+
+import json
+
+import pytest
+
+from archbench.errors import UserError
+from archbench.report.render import format_value, tidy_frame, to_text, wide_frame
+from archbench.results.record import Record, RunDocument, RunWriter, load_run
+
+
+def sample_records():
+    return [
+        Record("lstm", "params", 2_101_248, "count", {"batch": 1, "seq": 512}),
+        Record("lstm", "macs", 1_073_741_824, "MAC", {"batch": 1, "seq": 512}, warnings=["a warning"]),
+        Record("gru", "macs", None, "MAC", {"batch": 1, "seq": 512}, error="out of memory"),
+    ]
+
+
+def test_record_round_trip_and_optional_fields():
+    record = Record("m", "params", 3, "count", claim="C01", verdict="holds")
+    data = record.to_dict()
+    assert data["claim"] == "C01" and "case" not in data
+    assert Record.from_dict(data) == record
+
+
+def test_writer_keeps_every_finished_record(tmp_path):
+    path = tmp_path / "run.json"
+    writer = RunWriter(RunDocument(env={"cpu": "x"}), path)
+    assert json.loads(path.read_text())["records"] == []
+    for record in sample_records():
+        writer.add(record)
+        on_disk = load_run(path)
+        assert on_disk.records[-1] == record
+    assert len(load_run(path).records) == 3
+
+
+def test_load_run_rejects_bad_documents(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        load_run(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match="not a JSON"):
+        load_run(bad)
+    bad.write_text(json.dumps({"schema_version": 99, "records": []}))
+    with pytest.raises(UserError, match="schema_version 99"):
+        load_run(bad)
+
+
+def test_tidy_and_wide_views():
+    tidy = tidy_frame(sample_records())
+    assert list(tidy["metric"]) == ["params", "macs", "macs"]
+    wide = wide_frame(sample_records())
+    assert set(wide.columns) >= {"model", "batch", "seq", "params [count]", "macs [MAC]", "error"}
+    gru = wide[wide["model"] == "gru"].iloc[0]
+    assert gru["error"] == "macs: out of memory"
+
+
+def test_text_exports_carry_warnings_and_errors():
+    doc = RunDocument(records=sample_records())
+    markdown = to_text(doc, "markdown")
+    assert "warning: lstm: a warning" in markdown and "out of memory" in markdown
+    assert "a warning" in to_text(doc, "csv")
+
+
+def test_format_value():
+    assert format_value(25_557_032) == "25,557,032"
+    assert format_value(0.0123456) == "0.01235"
+    assert format_value(None) == "-"
+    assert format_value(True) == "true"
