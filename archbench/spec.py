@@ -72,13 +72,13 @@ def parse_range(text: str, points: int = 8) -> list[int]:
     """
     raw = str(text).strip()
 
-    def number(s: str) -> int:
+    def number(s: str, what: str = "values") -> int:
         try:
             value = int(s.strip())
         except ValueError:
             raise UserError(f"malformed range {raw!r}: {s.strip()!r} is not an integer") from None
         if value <= 0:
-            raise UserError(f"malformed range {raw!r}: values must be positive, got {value}")
+            raise UserError(f"malformed range {raw!r}: {what} must be positive, got {value}")
         return value
 
     if ".." in raw:
@@ -88,7 +88,7 @@ def parse_range(text: str, points: int = 8) -> list[int]:
         if lo > hi:
             raise UserError(f"malformed range {raw!r}: low end {lo} is above high end {hi}")
         if colon:
-            step = number(step_text)
+            step = number(step_text, "the step")
             values = list(range(lo, hi + 1, step))
         else:
             if points < 2:

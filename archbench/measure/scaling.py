@@ -1,0 +1,373 @@
+"""Sweeps of one input axis (sequence length, batch or image resolution) through the measurers.
+
+:func:`run_sweep` measures every (point, model, metric group) in turn, hands each finished
+record to a :class:`~archbench.results.record.RunWriter`, and ends with
+:func:`sweep_summary`: per (model, metric) a log–log exponent with its R², the local
+exponent between neighbouring points (a Transformer layer moves from ~1 towards 2 as T
+grows), and where several models are swept the crossover of each metric.
+
+A point that fails (out of memory, timeout, an op that breaks) becomes a record with its
+error; the larger points of that model and metric group are then skipped, each as a
+record saying so, and the sweep goes on with the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from archbench.errors import UserError
+from archbench.results.record import Record
+
+AXES = ("seq", "batch", "resolution")
+AXIS_UNITS = {"seq": "tokens", "batch": "items", "resolution": "pixels"}
+METRIC_GROUPS = ("flops", "latency", "memory")
+FITTED_METRICS = ("macs", "latency_s", "peak_memory_bytes", "score_matrix_bytes")
+"""Per-point metrics that get exponents and crossovers (``flops`` is 2 × ``macs``: same exponent)."""
+
+_PRIMARY = {"flops": ("macs", "MAC"), "latency": ("latency_s", "s"), "memory": ("peak_memory_bytes", "bytes")}
+"""The metric (and unit) an error or skip record of each group is filed under."""
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One model at one value of the swept axis, with everything needed to build it."""
+
+    label: str  # the model as the sweep names it in every record
+    spec: str  # what is built (differs from label when the resolution sets an image_size option)
+    axis: str
+    value: int
+    batch: int
+    seq: int | None = None
+    input_shape: tuple[int, ...] | None = None
+
+    @property
+    def point(self) -> dict:
+        """The record point, as :attr:`archbench.models.build.BuiltModel.point` writes it."""
+        from archbench.spec import format_shape
+
+        if self.seq is not None:
+            return {"batch": self.batch, "seq": self.seq}
+        return {"batch": self.batch, "input": format_shape(self.input_shape)}
+
+    def build(self, device: str, dtype: str):
+        """The built model at this point."""
+        from archbench.models import build_model
+
+        return build_model(self.spec, device=device, batch=self.batch, seq=self.seq,
+                           input_shape=self.input_shape, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How every point is measured."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    min_time: float = 1.0
+    timeout_s: float | None = None
+
+
+def _measure_flops(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
+    """MACs/FLOPs from the counter, on the meta device so long sequences cost no memory or time."""
+    from archbench.measure.flops import flop_records
+
+    return flop_records(point.build("meta", settings.dtype))
+
+
+def _measure_latency(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
+    """Timed forward passes; the point's MAC count, when measured, gives achieved FLOP/s."""
+    from archbench.measure.latency import measure_latency
+
+    macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None), None)
+    return measure_latency(point.build(settings.device, settings.dtype), min_time=settings.min_time, macs=macs)
+
+
+def _measure_memory(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
+    """Peak memory of a forward pass (a fresh subprocess per point on CPU)."""
+    from archbench.measure.memory import measure_memory
+
+    return measure_memory(point.spec, batch=point.batch, seq=point.seq, input_shape=point.input_shape,
+                          device=settings.device, dtype=settings.dtype, timeout_s=settings.timeout_s)
+
+
+Measurer = Callable[[SweepPoint, SweepSettings, list], list]
+MEASURERS: dict[str, Measurer] = {"flops": _measure_flops, "latency": _measure_latency, "memory": _measure_memory}
+"""Metric group -> measurer(point, settings, records of this point so far) -> records."""
+
+
+def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: int = 1) -> list[list[SweepPoint]]:
+    """The sweep's points, one list per axis value (smallest first), each with every model.
+
+    UserError for an unknown model or option, a model repeated, or a model the axis does not apply to.
+    """
+    from archbench.models import default_input
+    from archbench.models.registry import resolve
+    from archbench.spec import parse_model_spec
+
+    if axis not in AXES:
+        raise UserError(f"unknown sweep axis {axis!r}; expected one of {', '.join(AXES)}")
+    if not models:
+        raise UserError("give at least one --model")
+    if len(values) < 2:
+        raise UserError(f"a sweep needs at least 2 distinct values of {axis}, got {values}")
+    if batch < 1:
+        raise UserError(f"--batch must be a positive integer, got {batch}")
+    labels = [str(parse_model_spec(m)) for m in models]
+    for label in labels:
+        resolve(label)
+    repeated = {label for label in labels if labels.count(label) > 1}
+    if repeated:
+        raise UserError(f"model {sorted(repeated)[0]!r} given twice")
+    per_value = []
+    for value in sorted(values):
+        per_value.append([_point(label, default_input(label), axis, value, batch) for label in labels])
+    return per_value
+
+
+def _point(label: str, default, axis: str, value: int, batch: int) -> SweepPoint:
+    sequence = default.kind in ("tokens", "sequence")
+    if axis == "seq":
+        if not sequence:
+            raise UserError(f"{label} takes {default.describe()}: sweep it with --sweep resolution or batch, not seq")
+        return SweepPoint(label, label, axis, value, batch, seq=value)
+    if axis == "batch":
+        if sequence:
+            return SweepPoint(label, label, axis, value, value, seq=default.seq)
+        return SweepPoint(label, label, axis, value, value, input_shape=default.shape)
+    if default.kind != "image":
+        raise UserError(f"{label} takes {default.describe()}: --sweep resolution applies to image models")
+    return SweepPoint(label, _at_image_size(label, value), axis, value, batch, input_shape=(default.shape[0], value, value))
+
+
+def _at_image_size(label: str, size: int) -> str:
+    """The spec rebuilt for ``size`` when the model's input follows an ``image_size`` option (ViTs), else ``label``.
+
+    A CNN takes any resolution as it is; a ViT's position table is sized for its patches.
+    """
+    from archbench.models import default_input
+    from archbench.spec import parse_model_spec
+
+    spec = parse_model_spec(label)
+    if "image_size" in spec.options:
+        return label
+    candidate = str(parse_model_spec(label + ("," if spec.options else ":") + f"image_size={size}"))
+    try:
+        shape = default_input(candidate).shape
+    except UserError:
+        return label
+    return candidate if shape[1:] == (size, size) else label
+
+
+def run_sweep(
+    models: list[str],
+    values: list[int],
+    metrics: list[str],
+    *,
+    axis: str = "seq",
+    batch: int = 1,
+    device: str = "cpu",
+    dtype: str = "float32",
+    min_time: float = 1.0,
+    timeout_s: float | None = None,
+    writer=None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Record]:
+    """Measure ``metrics`` (groups of :data:`METRIC_GROUPS`) of every model at every value of ``axis``.
+
+    Returns the per-point records followed by :func:`sweep_summary`'s. Each finished
+    record goes to ``writer.add`` at once; ``progress(done, total, description)`` is called
+    before each step and once at the end. Ctrl-C propagates, with every finished point written.
+    """
+    unknown = [m for m in metrics if m not in METRIC_GROUPS]
+    if unknown or not metrics:
+        raise UserError(f"unknown metric {(unknown or [''])[0]!r}; expected some of {', '.join(METRIC_GROUPS)}")
+    plan = plan_points(models, values, axis, batch)
+    settings = SweepSettings(device, dtype, min_time, timeout_s)
+    total = sum(len(row) for row in plan) * len(metrics)
+    records: list[Record] = []
+    failed_at: dict[tuple[str, str], int] = {}  # (model, group) -> the axis value it first failed at
+    done = 0
+    for row in plan:
+        for point in row:
+            point_records: list[Record] = []
+            for group in metrics:
+                if progress:
+                    progress(done, total, f"{point.label} {axis}={point.value}: {group}")
+                new = _measure_step(point, group, settings, point_records, failed_at.get((point.label, group)))
+                if any(r.error for r in new if r.metric == _PRIMARY[group][0]):
+                    failed_at.setdefault((point.label, group), point.value)
+                point_records.extend(new)
+                records.extend(new)
+                if writer is not None:
+                    writer.add(*new)
+                done += 1
+    summary = sweep_summary(records, axis)
+    records.extend(summary)
+    if writer is not None:
+        writer.add(*summary)
+    if progress:
+        progress(total, total, "done")
+    return records
+
+
+def _measure_step(point: SweepPoint, group: str, settings: SweepSettings, earlier: list[Record],
+                  failed_at: int | None) -> list[Record]:
+    """The records of one metric group at one point; a failure or a skip becomes one error record."""
+    metric, unit = _PRIMARY[group]
+    if failed_at is not None:
+        error = f"skipped: {group} already failed at {point.axis}={failed_at}"
+        return [Record(point.label, metric, None, unit, point.point, error=error)]
+    try:
+        new = MEASURERS[group](point, settings, earlier)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # OOM, an op without a kernel, a bad size: a row with its error, and go on
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return [Record(point.label, metric, None, unit, point.point, error=f"{type(exc).__name__}: {message}")]
+    for record in new:
+        record.model = point.label
+    return new
+
+
+_POINT_KEY = {"seq": "seq", "batch": "batch", "resolution": "input"}
+"""The record point entry each axis moves."""
+
+
+def axis_value(point: dict, axis: str) -> int:
+    """The swept value of a record point: its seq, its batch, or its image side."""
+    if axis == "resolution":
+        return int(str(point["input"]).split("x")[-1])
+    return int(point[axis])
+
+
+def fit_loglog(xs, ys) -> tuple[float, float]:
+    """Least-squares slope of log y against log x (the exponent k of y ∝ x^k) and its R²."""
+    slope, _, r2 = _regression(xs, ys)
+    return slope, r2
+
+
+def fitted_values(xs, ys, at) -> list[float]:
+    """The fitted power law of ``ys`` over ``xs``, evaluated at the points ``at`` (for plots)."""
+    slope, intercept, _ = _regression(xs, ys)
+    return [math.exp(intercept) * x**slope for x in at]
+
+
+def _regression(xs, ys) -> tuple[float, float, float]:
+    from scipy.stats import linregress
+
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise ValueError(f"a fit needs at least 2 (x, y) pairs, got {len(xs)} x and {len(ys)} y")
+    if min(xs) <= 0 or min(ys) <= 0:
+        raise ValueError("a log-log fit needs positive values")
+    fit = linregress([math.log(x) for x in xs], [math.log(y) for y in ys])
+    return float(fit.slope), float(fit.intercept), float(fit.rvalue**2)
+
+
+def local_exponents(xs, ys) -> list[float]:
+    """The slope of log y against log x between each pair of neighbouring points."""
+    return [math.log(y1 / y0) / math.log(x1 / x0) for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:])]
+
+
+def crossings(xs, ya, yb) -> list[float]:
+    """Every x where curve a passes curve b, interpolated linearly in log–log space between points."""
+    gaps = [math.log(a) - math.log(b) for a, b in zip(ya, yb)]
+    found = [float(xs[0])] if gaps and gaps[0] == 0 else []
+    for x0, x1, g0, g1 in zip(xs, xs[1:], gaps, gaps[1:]):
+        if g1 == 0:
+            found.append(float(x1))
+        elif g0 * g1 < 0:
+            fraction = g0 / (g0 - g1)
+            found.append(math.exp(math.log(x0) + fraction * (math.log(x1) - math.log(x0))))
+    return found
+
+
+def crossover(xs, ya, yb) -> float | None:
+    """The first x where curve a passes curve b (interpolated in log space), or None in range."""
+    found = crossings(xs, ya, yb)
+    return found[0] if found else None
+
+
+def sweep_summary(records: list[Record], axis: str = "seq") -> list[Record]:
+    """Exponents (with R²), local exponents and crossovers of the per-point records of a sweep."""
+    series = _series(records, axis)
+    summary: list[Record] = []
+    for (model, metric), points in series.items():
+        summary += _exponent_records(model, metric, points, axis)
+    models = list(dict.fromkeys(model for model, _ in series))
+    for metric in FITTED_METRICS:
+        for a, b in itertools.combinations(models, 2):
+            if (a, metric) in series and (b, metric) in series:
+                summary.append(_crossover_record(a, b, metric, series[(a, metric)], series[(b, metric)], axis))
+    return summary
+
+
+def measured_series(records: list[Record], axis: str = "seq") -> dict[tuple[str, str], tuple[list[int], list[float]]]:
+    """(axis values, measured values) of each (model, fitted metric), failed points left out."""
+    return {key: _xy(_measured(points), axis) for key, points in _series(records, axis).items()}
+
+
+def _series(records: list[Record], axis: str) -> dict[tuple[str, str], list[Record]]:
+    """Measured records of each (model, fitted metric), by increasing axis value."""
+    series: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        if r.metric in FITTED_METRICS and _POINT_KEY[axis] in r.point:
+            series.setdefault((r.model, r.metric), []).append(r)
+    return {key: sorted(rs, key=lambda r: axis_value(r.point, axis)) for key, rs in series.items()}
+
+
+def _measured(points: list[Record]) -> list[Record]:
+    """The records that carry a positive measured value (failed and skipped points left out)."""
+    return [r for r in points if r.error is None and isinstance(r.value, (int, float)) and r.value > 0]
+
+
+def _xy(points: list[Record], axis: str) -> tuple[list[int], list[float]]:
+    return [axis_value(r.point, axis) for r in points], [float(r.value) for r in points]
+
+
+def _fixed_point(points: list[Record], axis: str) -> dict:
+    """What stays fixed over the sweep: the point entries every record shares (the batch of a seq sweep...)."""
+    first = points[0].point
+    return {k: v for k, v in first.items() if k != _POINT_KEY[axis] and all(r.point.get(k) == v for r in points)}
+
+
+def _exponent_records(model: str, metric: str, points: list[Record], axis: str) -> list[Record]:
+    good = _measured(points)
+    xs, ys = _xy(good, axis)
+    records = [
+        Record(model, f"{metric}_local_exponent", k, "", r1.point, details={"from": x0, "to": x1, "axis": axis})
+        for k, r1, x0, x1 in zip(local_exponents(xs, ys), good[1:], xs, xs[1:])
+    ]
+    name, fixed = f"{metric}_exponent", _fixed_point(points, axis)
+    if len(xs) < 2:
+        error = f"needs at least 2 measured points, got {len(xs)}"
+        return records + [Record(model, name, None, "", fixed, error=error, details={"axis": axis})]
+    exponent, r2 = fit_loglog(xs, ys)
+    details = {"r2": r2, "axis": axis, "from": xs[0], "to": xs[-1], "points": len(xs), "of": metric}
+    warnings = [f"{metric}: {len(points) - len(xs)} of {len(points)} points failed and are left out of the fit"] \
+        if len(xs) < len(points) else []
+    return records + [Record(model, name, exponent, "", fixed, warnings=warnings, details=details)]
+
+
+def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], points_b: list[Record], axis: str) -> Record:
+    xa, ya = _xy(_measured(points_a), axis)
+    xb, yb = _xy(_measured(points_b), axis)
+    common = sorted(set(xa) & set(xb))
+    by_a, by_b = dict(zip(xa, ya)), dict(zip(xb, yb))
+    name, unit, model = f"{metric}_crossover", AXIS_UNITS[axis], f"{a} vs {b}"
+    fixed = _fixed_point(points_a + points_b, axis)
+    if len(common) < 2:
+        return Record(model, name, None, unit, fixed, error=f"needs at least 2 points measured for both, got {len(common)}")
+    ya, yb = [by_a[x] for x in common], [by_b[x] for x in common]
+    found = crossings(common, ya, yb)
+
+    def lower(i: int) -> str:
+        return a if ya[i] < yb[i] else b if yb[i] < ya[i] else "equal"
+
+    details = {"of": metric, "axis": axis, "from": common[0], "to": common[-1], "crossings": found,
+               "lower_at_start": lower(0), "lower_at_end": lower(-1)}
+    if not found:
+        details["result"] = f"none in range {common[0]}..{common[-1]} ({lower(0)} lower throughout)"
+    return Record(model, name, found[0] if found else None, unit, fixed, details=details)

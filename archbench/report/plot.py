@@ -1,0 +1,75 @@
+"""Log–log plots of a sweep: each fitted metric against the swept axis, one colour per model.
+
+Measured points are joined by solid lines, the fitted power law is dashed (its exponent
+and R² in the legend), and crossovers between models are marked with dotted verticals.
+The figure is drawn with matplotlib's Agg canvas (no display needed) and saved as PNG or
+SVG according to the file's extension.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archbench.errors import UserError
+from archbench.results.record import Record
+
+PLOT_SUFFIXES = (".png", ".svg")
+_AXIS_LABELS = {"seq": "sequence length T (tokens)", "batch": "batch size", "resolution": "image side (pixels)"}
+
+
+def check_plot_path(path: str | Path) -> None:
+    """UserError unless ``path`` ends in .png or .svg (checked before a long sweep starts)."""
+    if Path(path).suffix.lower() not in PLOT_SUFFIXES:
+        raise UserError(f"--plot {path}: unknown extension {Path(path).suffix!r}; use .png or .svg")
+
+
+def plot_sweep(records: list[Record], path: str | Path, axis: str = "seq", title: str | None = None) -> Path:
+    """Write the log–log plot of every fitted metric of ``records`` to ``path``; returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from archbench.measure.scaling import FITTED_METRICS, fit_loglog, fitted_values, measured_series
+
+    check_plot_path(path)
+    series = measured_series(records, axis)
+    metrics = [m for m in FITTED_METRICS if any(metric == m and xs for (_, metric), (xs, _) in series.items())]
+    if not metrics:
+        raise UserError("nothing to plot: no point of the sweep was measured")
+    models = list(dict.fromkeys(model for model, _ in series))
+    units = {r.metric: r.unit for r in records}
+    figure = Figure(figsize=(5.5 * len(metrics), 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    for index, metric in enumerate(metrics):
+        ax = figure.add_subplot(1, len(metrics), index + 1)
+        for colour, model in enumerate(models):
+            xs, ys = series.get((model, metric), ([], []))
+            if not xs:
+                continue
+            label = model
+            if len(xs) >= 2:
+                exponent, r2 = fit_loglog(xs, ys)
+                label = f"{model}  (k={exponent:.2f}, R²={r2:.3f})"
+                ax.plot(xs, fitted_values(xs, ys, xs), linestyle="--", color=f"C{colour}", alpha=0.7)
+            ax.plot(xs, ys, marker="o", color=f"C{colour}", label=label)
+        for crossing in _crossings(records, metric):
+            ax.axvline(crossing, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"{crossing:,.0f}", (crossing, 0.02), xycoords=("data", "axes fraction"), fontsize=8, color="grey")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(_AXIS_LABELS[axis])
+        ax.set_ylabel(f"{metric} [{units.get(metric, '')}]")
+        ax.set_title(metric)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def _crossings(records: list[Record], metric: str) -> list[float]:
+    """Every crossover position the sweep's summary found for ``metric``."""
+    return [x for r in records if r.metric == f"{metric}_crossover" and r.error is None
+            for x in r.details.get("crossings", [])]
