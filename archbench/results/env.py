@@ -54,9 +54,13 @@ def collect_env(device: str = "cpu", **extra: Any) -> dict[str, Any]:
     return env
 
 
+FINGERPRINT_KEYS = ("cpu", "gpu", "device", "threads", "torch", "dtype")
+"""The environment entries that must match for two runs' timings to be comparable."""
+
+
 def fingerprint(env: dict[str, Any]) -> tuple:
     """What must match for two runs' timings to be comparable."""
-    return tuple(env.get(k) for k in ("cpu", "gpu", "device", "threads", "torch", "dtype"))
+    return tuple(env.get(k) for k in FINGERPRINT_KEYS)
 
 
 def _cpu_count() -> int | None:

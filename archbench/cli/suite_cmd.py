@@ -1,0 +1,158 @@
+"""`archbench run`, `merge`, `compare` and `report`: suites, their result files and CI regression reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from archbench.cli.app import app
+from archbench.cli.common import FormatOpt, handle_errors
+
+
+@app.command("run")
+@handle_errors
+def run_command(
+    suite: Annotated[str, typer.Argument(help="Suite file (YAML), e.g. suites/ci.yaml.")],
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run document to write (.json); "
+                                               "default results/<suite>[-shard-I-of-N].json.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Run only shard I of N (e.g. 2/4): every N-th case.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Run a suite's cases; every finished record is written to --out at once (Ctrl-C keeps them).
+
+    The whole suite is validated first: a mistake exits 2 naming the file, line and key.
+    A case that fails is a row with its error; the run goes on.
+    """
+    from pathlib import Path
+
+    from archbench.errors import UserError
+    from archbench.report.render import check_format, emit
+    from archbench.results.record import RunWriter
+    from archbench.runner import new_run_document, run_cases
+    from archbench.suite import load_suite, parse_shard
+
+    check_format(fmt)
+    shard_of = parse_shard(shard) if shard else None
+    if out and Path(out).suffix.lower() != ".json":
+        raise UserError(f"--out {out}: a run document is JSON; give a .json file")
+    spec = load_suite(suite)
+    cases = spec.shard(*shard_of) if shard_of else spec.cases
+    if not out:
+        out = f"results/{spec.name}" + (f"-shard-{shard_of[0]}-of-{shard_of[1]}" if shard_of else "") + ".json"
+    writer = RunWriter(new_run_document(spec, cases, shard_of), out)
+    try:
+        _with_progress(lambda progress: run_cases(cases, writer, progress))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: {len(writer.document.records)} finished records kept in {out}", err=True)
+        raise
+    title = f"suite {spec.name}" + (f", shard {shard}" if shard else "") + f": {len(cases)} of {len(spec.cases)} cases"
+    emit(writer.document, fmt, None, title)
+    failed = sum(1 for r in writer.document.records if r.error)
+    typer.echo(f"wrote {out}: {len(writer.document.records)} records, {failed} failed", err=True)
+
+
+def _with_progress(work) -> None:
+    """Run ``work(progress)`` under a transient rich progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(done: int, total: int, description: str) -> None:
+            bar.update(task, completed=done, total=total, description=description)
+
+        work(progress)
+
+
+@app.command("merge")
+@handle_errors
+def merge_command(
+    runs: Annotated[list[str], typer.Argument(help="Run documents of shards of one suite.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Merged run document (.json).")],
+) -> None:
+    """Join the shards of one suite run (refuses runs of different suites, suite versions or schema versions)."""
+    import sys
+    from pathlib import Path
+
+    from archbench.errors import UserError
+    from archbench.results.record import RunWriter, load_run
+    from archbench.runner import merge_runs
+
+    if Path(out).suffix.lower() != ".json":
+        raise UserError(f"--out {out}: a run document is JSON; give a .json file")
+    merged, warnings = merge_runs([(path, load_run(path)) for path in runs])
+    merged.meta["command"] = "archbench " + " ".join(sys.argv[1:])
+    RunWriter(merged, out)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {out}: {len(merged.records)} records from {len(runs)} runs", err=True)
+
+
+@app.command("compare")
+@handle_errors
+def compare_command(
+    baseline: Annotated[str, typer.Argument(help="Baseline run document (.json).")],
+    current: Annotated[str, typer.Argument(help="Current run document (.json).")],
+    threshold: Annotated[Optional[list[str]], typer.Option(
+        "--threshold", help="Allowed change before a timing or memory figure counts: latency=10%, memory=10% "
+                            "(the defaults) or METRIC=PERCENT; repeatable.")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the Mann-Whitney test on timing samples.")] = 0.05,
+    deterministic_only: Annotated[bool, typer.Option(
+        "--deterministic-only", help="Compare only the exact figures (params, MACs...), not timings or memory.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown (a PR comment) or json.")] = "table",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Also write the report to FILE (.md or .json).")] = None,
+) -> None:
+    """Compare two runs: exit 0 when nothing regressed, 1 when something did, 2 on bad input.
+
+    Counts (params, MACs, FLOPs...) must match exactly; timings must pass the threshold and a
+    significance test on the raw samples; runs from different machines leave timings uncompared.
+    """
+    from pathlib import Path
+
+    from archbench.errors import UserError
+    from archbench.report.compare import compare_runs, parse_thresholds, print_comparison, to_json, to_markdown
+    from archbench.results.record import load_run
+
+    if fmt not in ("table", "markdown", "json"):
+        raise UserError(f"unknown --format {fmt!r}; expected table, markdown or json")
+    writers = {".md": to_markdown, ".json": to_json}
+    if out and Path(out).suffix.lower() not in writers:
+        raise UserError(f"--out {out}: unknown extension {Path(out).suffix!r}; use .md or .json")
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must lie between 0 and 1, got {alpha}")
+    thresholds = parse_thresholds(threshold or [])
+    comparison = compare_runs(load_run(baseline), load_run(current), thresholds=thresholds, alpha=alpha,
+                              deterministic_only=deterministic_only)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(writers[Path(out).suffix.lower()](comparison))
+    if fmt == "table":
+        print_comparison(comparison)
+    else:
+        typer.echo((to_markdown if fmt == "markdown" else to_json)(comparison), nl=False)
+    if comparison.failed:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+@handle_errors
+def report_command(
+    run: Annotated[str, typer.Argument(help="Run document (.json) from run, merge, scaling or any --out.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or html.")] = "markdown",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write to FILE (Markdown plots go next to it).")] = None,
+) -> None:
+    """Render a run as a readable Markdown or HTML report, with a plot of each sweep."""
+    from pathlib import Path
+
+    from archbench.report.document import render_report
+    from archbench.results.record import load_run
+
+    text = render_report(load_run(run), fmt, out)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(text, nl=False)

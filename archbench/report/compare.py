@@ -1,0 +1,377 @@
+"""Compare two run documents the way a CI gate needs: exact for counts, statistical for timings.
+
+Figures are matched by :meth:`Record.key` (case, claim, model, metric, input point).
+
+- Deterministic figures (params, buffers, macs, flops, other_flops, analytic bytes...) must be
+  equal: any difference is ``changed``, with its size.
+- Timings (latency, throughput, achieved FLOP/s, compile time) compare the ratio of the
+  current value to the baseline's against a threshold (``latency=10%``), and count as
+  ``regressed`` only when the raw samples (``details.samples``, or those of the ``latency_s``
+  record at the same point) also say so: a one-sided Mann–Whitney U test at ``alpha``.
+  Beyond the threshold but not significant (or with no samples) is ``not significant``.
+- Measured memory (``peak_memory_bytes``) has no samples: beyond its threshold is ``regressed``.
+- Timings and measured memory from different machines (env :func:`fingerprint`) are not
+  compared at all: the summary says they are not comparable.
+- A figure only in the current run is ``new``, only in the baseline ``missing``; an error that
+  appears is ``newly failing``, one that disappears ``fixed``.
+
+``newly failing``, ``regressed``, ``changed`` and ``missing`` fail the comparison (exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from archbench.errors import UserError
+from archbench.results.record import Record, RunDocument
+
+STATUSES = ("newly failing", "regressed", "changed", "missing", "not significant", "improved", "fixed", "new",
+            "still failing")
+"""Every status a listed change can have, worst first."""
+FAILING = frozenset({"newly failing", "regressed", "changed", "missing"})
+
+_TIMING_WORDS = ("latency", "throughput", "achieved_flops", "peak_fraction", "compile_time")
+_MEMORY_WORDS = ("peak_memory",)
+_HIGHER_IS_BETTER = ("throughput", "achieved_flops", "peak_fraction")
+_LOWER_IS_BETTER = ("latency_s", "compile_time_s", "peak_memory_bytes")
+DEFAULT_THRESHOLDS = {"latency": 0.10, "memory": 0.10}
+DEFAULT_ALPHA = 0.05
+
+
+def metric_kind(metric: str) -> str:
+    """``timing``, ``memory`` (measured, noisy) or ``deterministic`` (must match exactly)."""
+    if any(word in metric for word in _TIMING_WORDS):
+        return "timing"
+    if any(word in metric for word in _MEMORY_WORDS):
+        return "memory"
+    return "deterministic"
+
+
+def parse_thresholds(items: list[str]) -> dict[str, float]:
+    """``["latency=10%", "peak_memory_bytes=0.2"]`` -> fractions by ``latency``/``memory`` or a metric name."""
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    for item in items:
+        key, eq, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        try:
+            value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            value = -1.0
+        if not eq or not key or value < 0 or math.isnan(value):
+            raise UserError(f"malformed --threshold {item!r}: expected NAME=PERCENT, e.g. latency=10%")
+        thresholds[key] = value
+    return thresholds
+
+
+@dataclass
+class Change:
+    """One figure that differs between the runs (or exists in only one of them)."""
+
+    status: str
+    case: str | None
+    model: str
+    metric: str
+    point: dict[str, Any]
+    baseline: Any = None
+    current: Any = None
+    unit: str = ""
+    relative: float | None = None  # (current - baseline) / baseline
+    p_value: float | None = None
+    note: str = ""
+
+    @property
+    def failing(self) -> bool:
+        return self.status in FAILING
+
+    def size(self) -> float:
+        """How big the change is, for ordering within a status."""
+        if self.relative is None:
+            return math.inf if self.status in ("changed", "regressed") else 0.0
+        return abs(self.relative)
+
+
+@dataclass
+class Comparison:
+    """The changes (worst first) and what was compared without a change."""
+
+    changes: list[Change]
+    unchanged: int
+    timings_comparable: bool
+    not_comparable: int = 0
+    skipped: int = 0
+    machine_difference: list[str] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    alpha: float = DEFAULT_ALPHA
+
+    @property
+    def failed(self) -> bool:
+        return any(change.failing for change in self.changes)
+
+    def counts(self) -> dict[str, int]:
+        """How many changes of each status, in :data:`STATUSES` order."""
+        counts = {status: 0 for status in STATUSES}
+        for change in self.changes:
+            counts[change.status] += 1
+        return {status: n for status, n in counts.items() if n}
+
+
+def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dict[str, float] | None = None,
+                 alpha: float = DEFAULT_ALPHA, deterministic_only: bool = False) -> Comparison:
+    """Every difference between ``baseline`` and ``current``, classified as in the module docstring."""
+    thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+    old = _by_key(baseline.records)
+    new = _by_key(current.records)
+    machine_difference = _machine_difference(baseline, current)
+    comparable = not machine_difference
+    failed_in_current = {_site(r) for r in current.records if r.error}
+    changes: list[Change] = []
+    unchanged = not_comparable = skipped = 0
+    for key, before in old.items():
+        after = new.get(key)
+        kind = metric_kind(before.metric)
+        if deterministic_only and kind != "deterministic":
+            skipped += 1
+            continue
+        if after is None:
+            if _site(before) not in failed_in_current:  # figures of a failed metric are shown by its error row
+                changes.append(_change("missing", before, before, None))
+            continue
+        if before.error or after.error:
+            status = "still failing" if before.error and after.error else ("newly failing" if after.error else "fixed")
+            changes.append(_change(status, after, before.value, after.value, note=after.error or before.error or ""))
+            continue
+        if kind == "deterministic":
+            if _equal(before.value, after.value):
+                unchanged += 1
+            else:
+                changes.append(_change("changed", after, before.value, after.value))
+            continue
+        if not comparable:
+            not_comparable += 1
+            continue
+        change = _measured_change(kind, before, after, old, new, thresholds, alpha)
+        if change is None:
+            unchanged += 1
+        else:
+            changes.append(change)
+    for key, after in new.items():
+        if key not in old and not (deterministic_only and metric_kind(after.metric) != "deterministic"):
+            changes.append(_change("newly failing" if after.error else "new", after, None, after.value,
+                                   note=after.error or ""))
+    changes.sort(key=lambda c: (STATUSES.index(c.status), -c.size()))
+    return Comparison(changes, unchanged, comparable, not_comparable, skipped, machine_difference, thresholds, alpha)
+
+
+def _by_key(records: list[Record]) -> dict[tuple, Record]:
+    return {record.key(): record for record in records}
+
+
+def _site(record: Record) -> tuple:
+    """Where a record was measured: case, claim, model and point (its key without the metric)."""
+    key = record.key()
+    return key[:3] + key[4:]
+
+
+def _fingerprints(document: RunDocument) -> list[tuple]:
+    """The run's fingerprints: its own and, for a merge of shards, each shard's."""
+    from archbench.results.env import fingerprint
+
+    envs = [document.env] + list(document.meta.get("shard_envs") or [])
+    return list(dict.fromkeys(fingerprint(env) for env in envs))
+
+
+def _machine_difference(baseline: RunDocument, current: RunDocument) -> list[str]:
+    """The fingerprint entries that differ (``cpu: A -> B``); empty when timings are comparable."""
+    from archbench.results.env import FINGERPRINT_KEYS
+
+    prints = _fingerprints(baseline) + _fingerprints(current)
+    if len(set(prints)) == 1:
+        return []
+    differences = []
+    for i, key in enumerate(FINGERPRINT_KEYS):
+        values = list(dict.fromkeys(str(p[i]) for p in prints))
+        if len(values) > 1:
+            differences.append(f"{key}: {' vs '.join(values)}")
+    return differences
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _relative(before: Any, after: Any) -> float | None:
+    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)) or isinstance(before, bool):
+        return None
+    if before == 0:
+        return None if after == 0 else math.copysign(math.inf, after)
+    return (after - before) / abs(before)
+
+
+def _change(status: str, record: Record, before: Any, after: Any, **extra) -> Change:
+    return Change(status, record.case, record.model, record.metric, dict(record.point), before, after,
+                  record.unit, _relative(before, after), **extra)
+
+
+def _threshold(metric: str, kind: str, thresholds: dict[str, float]) -> float:
+    if metric in thresholds:
+        return thresholds[metric]
+    return thresholds.get("latency" if kind == "timing" else "memory", DEFAULT_THRESHOLDS["latency"])
+
+
+def _direction(metric: str) -> int:
+    """+1 when a larger value is better, -1 when smaller is, 0 when neither (fitted exponents, crossovers)."""
+    if metric in _LOWER_IS_BETTER:
+        return -1
+    if any(metric.startswith(word) for word in _HIGHER_IS_BETTER) and "exponent" not in metric:
+        return 1
+    return 0
+
+
+def _samples(record: Record, records: dict[tuple, Record]) -> list[float] | None:
+    """The raw per-call times behind a timing: its own, or those of the ``latency_s`` record it derives from."""
+    samples = record.details.get("samples")
+    if not samples and record.metric != "latency_s":
+        key = record.key()
+        sibling = records.get(key[:3] + ("latency_s",) + key[4:])
+        samples = sibling.details.get("samples") if sibling else None
+    return list(samples) if samples else None
+
+
+def _measured_change(kind, before: Record, after: Record, old, new, thresholds, alpha) -> Change | None:
+    """A timing or memory figure beyond its threshold: regressed, improved or not significant; else None."""
+    relative = _relative(before.value, after.value)
+    threshold = _threshold(before.metric, kind, thresholds)
+    if relative is None or abs(relative) <= threshold:
+        return None
+    direction = _direction(before.metric)
+    if direction == 0:
+        return _change("not significant", after, before.value, after.value,
+                       note=f"beyond {threshold:.0%}; neither direction is better for this figure")
+    worse = relative * direction < 0
+    if kind == "memory":
+        return _change("regressed" if worse else "improved", after, before.value, after.value,
+                       note=f"beyond {threshold:.0%} (measured once, no samples)")
+    base_samples, cur_samples = _samples(before, old), _samples(after, new)
+    if not base_samples or not cur_samples:
+        return _change("not significant", after, before.value, after.value,
+                       note=f"beyond {threshold:.0%} but no raw samples to test")
+    p_value = _one_sided_p(base_samples, cur_samples, larger=worse)  # samples are times: worse is larger
+    significant = p_value < alpha
+    status = ("regressed" if worse else "improved") if significant else "not significant"
+    note = f"beyond {threshold:.0%}, Mann-Whitney p={p_value:.3g}" + ("" if significant else f" >= {alpha}")
+    return _change(status, after, before.value, after.value, p_value=p_value, note=note)
+
+
+def _one_sided_p(baseline: list[float], current: list[float], *, larger: bool) -> float:
+    """p-value that the current samples are stochastically larger (or smaller) than the baseline's."""
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(current, baseline, alternative="greater" if larger else "less").pvalue)
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+def summary_line(comparison: Comparison) -> str:
+    """One line: verdict, counts by status, unchanged figures and what happened to timings."""
+    counts = comparison.counts()
+    failing = [f"{n} {status}" for status, n in counts.items() if status in FAILING]
+    other = [f"{n} {status}" for status, n in counts.items() if status not in FAILING]
+    parts = [("FAIL: " + ", ".join(failing)) if failing else "OK: nothing regressed"]
+    parts += other
+    parts.append(f"{comparison.unchanged} unchanged")
+    if comparison.skipped:
+        parts.append(f"{comparison.skipped} timing/memory figures not compared (deterministic only)")
+    elif not comparison.timings_comparable:
+        parts.append(f"timings not comparable ({'; '.join(comparison.machine_difference)}): "
+                     f"{comparison.not_comparable} figures not compared")
+    return " · ".join(parts)
+
+
+def change_rows(comparison: Comparison) -> list[dict[str, str]]:
+    """The changes as display rows (strings), worst first."""
+    from archbench.report.render import format_value
+
+    rows = []
+    for change in comparison.changes:
+        unit = f" {change.unit}" if change.unit and change.unit != "count" else ""
+        rows.append({
+            "status": change.status,
+            "case": change.case or change.model,
+            "metric": change.metric,
+            "point": ", ".join(f"{k}={v}" for k, v in change.point.items()),
+            "baseline": format_value(change.baseline) + (unit if change.baseline is not None else ""),
+            "current": format_value(change.current) + (unit if change.current is not None else ""),
+            "change": _describe_size(change),
+            "note": change.note,
+        })
+    return rows
+
+
+def _describe_size(change: Change) -> str:
+    from archbench.report.render import format_value
+
+    if change.relative is None:
+        return ""
+    if math.isinf(change.relative):
+        return "from 0"
+    delta = change.current - change.baseline
+    sign = "+" if delta > 0 else ""
+    absolute = f"{sign}{format_value(delta)}" if isinstance(delta, int) else f"{sign}{delta:.4g}"
+    return f"{absolute} ({change.relative:+.2%})"
+
+
+def to_markdown(comparison: Comparison, title: str = "archbench compare") -> str:
+    """A pull-request comment: a bold summary line, then a table of the changes, worst first."""
+    import pandas as pd
+
+    lines = [f"**{title}**: {summary_line(comparison)}", ""]
+    rows = change_rows(comparison)
+    if rows:
+        lines.append(pd.DataFrame(rows).to_markdown(index=False))
+    else:
+        lines.append("_no changes_")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(comparison: Comparison) -> str:
+    """The comparison as JSON: summary, counts, and every change with its raw values."""
+    data = {
+        "failed": comparison.failed,
+        "summary": summary_line(comparison),
+        "counts": comparison.counts(),
+        "unchanged": comparison.unchanged,
+        "timings_comparable": comparison.timings_comparable,
+        "machine_difference": comparison.machine_difference,
+        "not_comparable": comparison.not_comparable,
+        "skipped": comparison.skipped,
+        "thresholds": comparison.thresholds,
+        "alpha": comparison.alpha,
+        "changes": [asdict(change) for change in comparison.changes],
+    }
+    return json.dumps(data, indent=2, default=str) + "\n"
+
+
+def print_comparison(comparison: Comparison, console=None) -> None:
+    """A rich table of the changes under the summary line, failing rows in red."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    style = "bold red" if comparison.failed else "bold green"
+    console.print(f"[{style}]{escape(summary_line(comparison))}[/{style}]", highlight=False)
+    rows = change_rows(comparison)
+    if not rows:
+        return
+    table = Table(header_style="bold")
+    for column in rows[0]:
+        table.add_column(column, justify="right" if column in ("baseline", "current", "change") else "left",
+                         overflow="fold")
+    for row, change in zip(rows, comparison.changes):
+        table.add_row(*(escape(v) for v in row.values()), style="red" if change.failing else None)
+    console.print(table)
