@@ -1,0 +1,156 @@
+"""Latency of one forward pass, timed with torch.utils.benchmark, and what it achieves against the peak.
+
+Records (all at the model's input point):
+
+- ``latency_s``: median seconds per forward; ``details`` keep the raw per-call samples
+  (``samples``), ``iqr_s``, ``mean_s``, the number of samples, calls
+  per sample and threads. A warning when the IQR exceeds 10% of the median.
+- ``throughput_items_s``: batch / median.
+- ``achieved_flops_s`` (2·MACs / median) and ``peak_fraction`` (of the measured matmul
+  peak), when MACs and the peak are given.
+- ``compile_time_s`` with ``compile=True``: the first call of the torch.compile'd module
+  (compilation included); the latency after it is steady-state.
+"""
+
+from __future__ import annotations
+
+import time
+
+from archbench.models.build import BuiltModel
+from archbench.results.record import Record
+
+NOISY_IQR_FRACTION = 0.10
+
+
+def measure_latency(
+    built: BuiltModel,
+    *,
+    threads: int | None = None,
+    min_time: float = 1.0,
+    compile: bool = False,
+    macs: int | None = None,
+    peak_flops: float | None = None,
+) -> list[Record]:
+    """Time ``built``'s forward pass in inference mode; a failure becomes a ``latency_s`` record with ``error``."""
+    import torch
+
+    threads = threads or torch.get_num_threads()
+    point = dict(built.point)
+    records: list[Record] = []
+    module = built.module
+    args, kwargs = built.example_inputs()
+    if compile:
+        module, compile_record = _compile(built, args, kwargs)
+        records.append(compile_record)
+        if compile_record.error:
+            records.append(Record(built.spec, "latency_s", None, "s", point, error=compile_record.error))
+            return records
+    try:
+        measurement = _time_forward(module, args, kwargs, threads, min_time)
+    except Exception as exc:  # the forward itself failed (shape, out of memory...): a row, not a crash
+        records.append(Record(built.spec, "latency_s", None, "s", point, error=_describe(exc)))
+        return records
+
+    median = measurement.median
+    iqr = measurement.iqr
+    warnings = list(built.warnings)
+    if iqr > NOISY_IQR_FRACTION * median:
+        warnings.append(
+            f"noisy timing: IQR {iqr / median:.0%} of the median over {len(measurement.times)} samples "
+            f"(other load on the machine?)"
+        )
+    details = {
+        "samples": list(measurement.times),
+        "n_samples": len(measurement.times),
+        "calls_per_sample": measurement.number_per_run,
+        "iqr_s": iqr,
+        "mean_s": measurement.mean,
+        "threads": threads,
+        "device": built.device,
+        "dtype": built.dtype,
+        "min_time_s": min_time,
+        "compiled": compile,
+        "timer": "torch.utils.benchmark.Timer.blocked_autorange, torch.inference_mode",
+    }
+    records.append(Record(built.spec, "latency_s", median, "s", point, warnings=warnings, details=details))
+    records.append(Record(built.spec, "throughput_items_s", built.batch / median, "items/s", point))
+    if macs is not None:
+        achieved = 2 * macs / median
+        records.append(Record(built.spec, "achieved_flops_s", achieved, "FLOP/s", point,
+                              details={"macs": macs, "flops": 2 * macs, "formula": "2 * macs / latency_s"}))
+        if peak_flops:
+            records.append(Record(built.spec, "peak_fraction", achieved / peak_flops, "fraction", point,
+                                  details={"peak_flops_s": peak_flops}))
+    return records
+
+
+def count_macs(built: BuiltModel) -> tuple[int | None, list[str]]:
+    """The model's MACs per forward at its input point (archbench.measure.flops) and the counter's warnings.
+
+    When counting is not possible the MACs are None and the warning says why, so the achieved
+    FLOP/s rows are missing visibly rather than silently.
+    """
+    try:
+        from archbench.measure.flops import count_flops
+    except ImportError:
+        return None, ["MACs not counted (archbench.measure.flops is not available): no achieved FLOP/s"]
+    try:
+        count = count_flops(built)
+    except Exception as exc:  # an op the counter cannot trace: the latency still stands
+        return None, [f"MACs not counted ({_describe(exc)}): no achieved FLOP/s"]
+    warnings = list(count.warnings)
+    if count.uncounted:
+        warnings.append("achieved FLOP/s is a lower bound: uncounted ops " + ", ".join(sorted(count.uncounted)))
+    return count.macs, warnings
+
+
+def benchmark_timer():
+    """``torch.utils.benchmark.Timer``, imported without the misleading "No CUDA runtime is found" log line.
+
+    (torch.utils.benchmark imports torch.utils.cpp_extension, which logs it on CPU-only machines
+    that have a CUDA_HOME; it concerns compiling extensions, not timing.)
+    """
+    import logging
+
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    from torch.utils.benchmark import Timer
+
+    return Timer
+
+
+def _time_forward(module, args: tuple, kwargs: dict, threads: int, min_time: float):
+    """A torch.utils.benchmark Measurement of ``module(*args, **kwargs)`` (warm-up included by the Timer)."""
+    import torch
+
+    timer = benchmark_timer()(
+        "module(*args, **kwargs)",
+        globals={"module": module, "args": args, "kwargs": kwargs},
+        num_threads=threads,
+    )
+    with torch.inference_mode():
+        return timer.blocked_autorange(min_run_time=min_time)
+
+
+def _compile(built: BuiltModel, args: tuple, kwargs: dict):
+    """The torch.compile'd module and a ``compile_time_s`` record (first call, compilation included)."""
+    import torch
+
+    point = dict(built.point)
+    try:
+        compiled = torch.compile(built.module)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            compiled(*args, **kwargs)
+            if built.device.startswith("cuda"):
+                torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    except Exception as exc:  # compiler missing, unsupported op, backend failure
+        return built.module, Record(built.spec, "compile_time_s", None, "s", point,
+                                    error=f"torch.compile failed: {_describe(exc)}")
+    return compiled, Record(built.spec, "compile_time_s", seconds, "s", point,
+                            details={"what": "first call of the torch.compile'd module, compilation included"})
+
+
+def _describe(exc: BaseException) -> str:
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first_line}"[:300]

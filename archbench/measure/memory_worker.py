@@ -1,0 +1,105 @@
+"""Child process of :mod:`archbench.measure.memory`: build one model, run its forward, report the forward's peak.
+
+Run as ``python -m archbench.measure.memory_worker`` with a JSON request on stdin
+(``spec, batch, seq, input_shape, device, dtype``); prints one JSON line on stdout:
+``{"first": {...}, "steady": {...}}`` (one dict per forward pass) or ``{"error": "..."}``.
+
+The forward is run twice: the first call also pays one-time allocations (kernel caches,
+thread pools), the second is the steady-state figure. On CPU the peak is the process's
+peak resident set (VmHWM), reset before each forward by writing 5 to
+``/proc/self/clear_refs``, minus the resident set just before it. On CUDA it is the
+allocator's ``max_memory_allocated`` minus what was allocated before the forward.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def status_bytes(field: str) -> int:
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in bytes."""
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def reset_peak_rss() -> None:
+    """Set this process's peak resident set (VmHWM) back to its current resident set (Linux)."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError as exc:
+        raise RuntimeError(f"cannot reset the peak resident set through {_CLEAR_REFS} ({exc})") from None
+
+
+def cpu_forward_peak(forward: Callable[[], object]) -> dict[str, int]:
+    """Bytes of resident memory the call ``forward()`` adds at its peak, over the resident set before it."""
+    gc.collect()
+    reset_peak_rss()
+    baseline = status_bytes("VmRSS")
+    forward()
+    peak = status_bytes("VmHWM")
+    return {"baseline_bytes": baseline, "peak_bytes": peak, "forward_peak_bytes": max(peak - baseline, 0)}
+
+
+def cuda_forward_peak(forward: Callable[[], object], device: str) -> dict[str, int]:
+    """Bytes the CUDA caching allocator hands out at the peak of ``forward()``, over what was allocated before."""
+    import torch
+
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device)
+    forward()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    return {
+        "baseline_bytes": baseline,
+        "peak_bytes": peak,
+        "forward_peak_bytes": peak - baseline,
+        "reserved_peak_bytes": torch.cuda.max_memory_reserved(device),
+    }
+
+
+def measure(request: dict) -> dict:
+    """Build the requested model with its inputs, then measure two forward passes."""
+    import torch
+
+    from archbench.models import build_model
+
+    built = build_model(
+        request["spec"], device=request["device"], batch=request["batch"], seq=request["seq"],
+        input_shape=tuple(request["input_shape"]) if request["input_shape"] else None, dtype=request["dtype"],
+    )
+    args, kwargs = built.example_inputs()
+
+    def forward() -> None:
+        with torch.inference_mode():
+            built.module(*args, **kwargs)  # the output is freed on return, after the peak
+
+    if request["device"].startswith("cuda"):
+        peak = lambda: cuda_forward_peak(forward, request["device"])  # noqa: E731
+    else:
+        peak = lambda: cpu_forward_peak(forward)  # noqa: E731
+    first = peak()
+    return {"first": first, "steady": peak()}
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    try:
+        result = measure(request)
+    except Exception as exc:  # out of memory, a forward that fails: reported by the parent as a record's error
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        result = {"error": f"{type(exc).__name__}: {first_line}"[:300]}
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The machine's measured compute limit: FLOP/s of a large square matmul, timed once per process."""
+
+from __future__ import annotations
+
+import functools
+
+# Square matmul sizes: large enough to reach the BLAS library's steady throughput, small enough
+# to time in about a second (a 2048² float32 matmul is 17.2 GFLOP; a 8192² one 1.1 TFLOP).
+_SIZE = {"cpu": 2048, "cuda": 8192}
+
+
+def matmul_size(device: str) -> int:
+    """The side n of the n×n @ n×n matmul timed on ``device``."""
+    return _SIZE[device.split(":")[0]]
+
+
+@functools.lru_cache(maxsize=None)
+def measure_peak_flops(device: str = "cpu", dtype: str = "float32", threads: int | None = None) -> float:
+    """FLOP/s (2·n³ per n×n matmul, median of torch.utils.benchmark samples) at ``dtype`` on ``device``.
+
+    Measured once per (device, dtype, threads) per process. ``threads`` defaults to torch's
+    current thread count; a model's achieved FLOP/s divided by this is its ``peak_fraction``.
+    """
+    import torch
+
+    from archbench.measure.latency import benchmark_timer
+    from archbench.models import check_device
+    from archbench.models.build import torch_dtype
+
+    check_device(device)
+    threads = threads or torch.get_num_threads()
+    n = matmul_size(device)
+    a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
+    b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
+    timer = benchmark_timer()("torch.mm(a, b)", globals={"torch": torch, "a": a, "b": b}, num_threads=threads)
+    with torch.inference_mode():
+        measurement = timer.blocked_autorange(min_run_time=1.0)
+    return 2 * n**3 / measurement.median
