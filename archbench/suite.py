@@ -169,7 +169,7 @@ class _Reader:
         allowed = (*required, *optional)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            name = self.constructor.construct_object(key_node)
+            name = self.construct(key_node, key)
             where = f"{key}.{name}" if key != "suite" else str(name)
             if name not in allowed:
                 raise self.error(key_node, where, f"unknown key; expected one of {', '.join(allowed)}")
@@ -189,7 +189,14 @@ class _Reader:
     def scalar(self, node, key: str) -> Any:
         if not isinstance(node, self.yaml.ScalarNode):
             raise self.error(node, key, f"expected a single value, got {self._kind(node)}")
-        return self.constructor.construct_object(node)
+        return self.construct(node, key)
+
+    def construct(self, node, key: str) -> Any:
+        """A scalar's value as ``yaml.safe_load`` gives it (tags outside the safe set are errors)."""
+        try:
+            return self.constructor.construct_object(node)
+        except self.yaml.YAMLError as exc:
+            raise self.error(node, key, f"{getattr(exc, 'problem', None) or exc}") from None
 
     def string(self, node, key: str) -> str:
         value = self.scalar(node, key)
@@ -348,7 +355,7 @@ class _Reader:
             return "a mapping"
         if isinstance(node, self.yaml.SequenceNode):
             return "a list"
-        return repr(self.constructor.construct_object(node))
+        return repr(self.construct(node, "value"))
 
 
 _SETTING_KEYS = tuple(f.name for f in fields(Settings))
