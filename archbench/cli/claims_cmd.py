@@ -1,0 +1,152 @@
+"""`archbench claims`: measure every claim of the documents and compute its verdict."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from archbench.cli.app import app
+from archbench.cli.common import DeviceOpt, FormatOpt, handle_errors
+
+OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Claim ids to run, e.g. C13,C15.")]
+TableOpt = Annotated[Optional[str], typer.Option("--table", help="Only one table: cnn-fcn or rnn-transformer.")]
+OutsOpt = Annotated[Optional[List[str]], typer.Option(
+    "--out", "-o", help="Write FILE (.md report with plots, .json run document, .csv, .txt); repeatable.")]
+SuiteOpt = Annotated[Optional[str], typer.Option("--suite", help="Claims file (default suites/claims.yaml).")]
+MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")]
+FailOpt = Annotated[bool, typer.Option("--fail-on-refuted", help="Exit 1 when a claim is refuted or not measured.")]
+
+
+@app.command("claims")
+@handle_errors
+def claims_command(
+    only: OnlyOpt = None,
+    table: TableOpt = None,
+    fmt: FormatOpt = "table",
+    out: OutsOpt = None,
+    device: DeviceOpt = "cpu",
+    suite: SuiteOpt = None,
+    min_time: MinTimeOpt = 0.2,
+    fail_on_refuted: FailOpt = False,
+) -> None:
+    """Judge the claims of shared/claims.md: measure each one's figures and compute its verdict.
+
+    Verdicts (holds, holds with caveat, refuted) come from the rule and tolerance each claim
+    states in suites/claims.yaml, applied to figures measured in this run on --device.
+    """
+    import time
+    from pathlib import Path
+
+    from archbench.claims.measures import Context
+    from archbench.claims.runner import ClaimRunner
+    from archbench.claims.suite import load_claims, select
+    from archbench.cli.common import check_output_options, new_document
+    from archbench.errors import UserError
+    from archbench.models import check_device
+    from archbench.results.record import RunWriter
+
+    check_output_options(fmt, None)
+    outs = [Path(p) for p in out or []]
+    for path in outs:
+        check_output_options("table", str(path))
+    if min_time <= 0:
+        raise UserError(f"--min-time must be positive, got {min_time}")
+    check_device(device)
+    chosen = select(load_claims(suite), only, table)
+    document = new_document(device, min_time_s=min_time)
+    json_out = next((p for p in outs if p.suffix.lower() == ".json"), None)
+    writer = RunWriter(document, json_out)
+    runner = ClaimRunner(Context(device=device, min_time=min_time))
+    outcomes = []
+    started = time.perf_counter()
+    with _progress(len(chosen)) as advance:
+        for claim in chosen:
+            outcome = runner.judge(claim, progress=advance)
+            outcomes.append(outcome)
+            writer.add(*outcome.records)
+    document.meta.update(elapsed_s=round(time.perf_counter() - started, 1),
+                         verdicts={o.claim.id: o.verdict for o in outcomes})
+    if json_out:
+        writer.flush()
+    _write_outputs(document, outcomes, outs)
+    _print(document, outcomes, fmt, table)
+    if fail_on_refuted and any(o.verdict in ("refuted", "not measured") for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _write_outputs(document, outcomes, outs) -> None:
+    from archbench.claims.report import markdown, write_plots
+    from archbench.report.render import format_for_path, to_text
+
+    for path in outs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kind = format_for_path(path)
+        if kind == "markdown":
+            path.write_text(markdown(document, outcomes, write_plots(outcomes, path)))
+        elif kind != "json":  # the JSON run document is written by the RunWriter as claims finish
+            path.write_text(to_text(document, kind))
+
+
+def _print(document, outcomes, fmt: str, table: str | None) -> None:
+    import sys
+
+    from archbench.claims.report import markdown, summary_rows, table_markdown
+    from archbench.report.render import to_text
+
+    if fmt in ("json", "csv"):
+        sys.stdout.write(to_text(document, fmt))
+        return
+    if fmt == "markdown":
+        sys.stdout.write("\n\n".join(table_markdown(o) for o in outcomes) + "\n" if table else markdown(document, outcomes))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    if table:
+        from dataclasses import replace
+
+        from archbench.report.render import print_table
+        from archbench.results.record import RunDocument
+
+        for outcome in outcomes:
+            records = [replace(r, claim=None, verdict=None) for r in outcome.records
+                       if r.metric != "verdict" and not isinstance(r.value, list)]
+            print_table(RunDocument(document.env, records), title=f"{table} ({outcome.claim.id}) on {document.env['device']}",
+                        console=console)
+        return
+    view = Table(title=f"claims on {document.env['device']}", header_style="bold", show_lines=True)
+    for column in ("id", "verdict", "measured", "condition / deciding figure"):
+        view.add_column(column, overflow="fold")
+    colours = {"holds": "green", "holds with caveat": "yellow", "refuted": "red", "not measured": "red"}
+    for row in summary_rows(outcomes):
+        view.add_row(row["id"], f"[{colours[row['verdict']]}]{row['verdict']}[/]", escape(row["measured"]),
+                     escape(row["condition / deciding figure"]) if row["verdict"] != "holds" else "")
+    console.print(view)
+
+
+def _progress(total: int):
+    """A rich progress bar on stderr; yields a callback taking the step's description."""
+    import contextlib
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("claims", total=total)
+            seen: set[str] = set()
+
+            def advance(description: str) -> None:
+                claim_id = description.split(":")[0]
+                if claim_id not in seen and seen:
+                    progress.advance(task)
+                seen.add(claim_id)
+                progress.update(task, description=description)
+
+            yield advance
+
+    return bar()
