@@ -7,6 +7,7 @@ from archbench.cli import models_cmd  # noqa: F401  (registers list, params)
 from archbench.cli import scaling_cmd  # noqa: F401  (registers scaling)
 from archbench.cli import perf_cmd  # noqa: F401  (registers latency, memory)
 from archbench.cli import suite_cmd  # noqa: F401  (registers run, merge, compare, report)
+from archbench.cli import claims_cmd  # noqa: F401  (registers claims)
 from archbench.cli.app import app
 
 
