@@ -1,0 +1,464 @@
+"""MAC/FLOP counting with two engines that share :mod:`archbench.measure.formulas`.
+
+- ``fvcore``: jit tracing through fvcore's public handle API (``FlopCountAnalysis.set_op_handle``);
+  needs positional tensor inputs on a real device.
+- ``dispatch``: ``torch.utils.flop_counter.FlopCounterMode`` with archbench's formulas in its
+  ``custom_mapping``, plus a ledger mode that sees every op actually run; it works on the
+  meta device, with keyword inputs (Hugging Face models) and for backward.
+
+``macs`` is multiply-accumulate work (linear, conv, matmul, einsum, attention, recurrent
+weights); ``flops`` = 2 × ``macs``. Bias additions, normalisation, softmax, activations,
+pooling and other elementwise work go to ``other_flops``, best effort (FLOPs per element of
+the largest tensor the op touches, :data:`OTHER_FLOPS_PER_ELEMENT`). An op in neither group
+and not pure data movement (:data:`DATA_MOVEMENT_OPS`) is *uncounted*: reported with its
+call count and modules, never silently zero. :data:`NEGLIGIBLE_OPS` are the uncounted ops
+known to be negligible, which ``--strict`` tolerates.
+
+Forward counts run under ``torch.no_grad()`` (inference), so PyTorch's fused fast paths
+(``_transformer_encoder_layer_fwd``, ``_native_multi_head_attention``) are taken where it
+would take them, and counted by their formulas. Causal or masked attention is counted as
+the full L×S score matrix (see :func:`archbench.measure.formulas.attention_macs`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from archbench.errors import UserError
+from archbench.measure import formulas
+from archbench.models.build import BuiltModel
+from archbench.results.record import Record
+
+ENGINES = ("auto", "fvcore", "dispatch")
+
+ATTENTION_NOTE = "causal or masked attention is counted as the full L×S score matrix, as the math backend computes it"
+
+# Elementwise, normalisation, reduction and pooling work: FLOPs per element of the largest
+# tensor the op reads or writes. "bias" is the bias addition of addmm/baddbmm/linear/conv.
+OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
+    **dict.fromkeys(
+        (
+            "bias", "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "neg", "pow", "sqrt",
+            "rsqrt", "exp", "log", "abs", "reciprocal", "erf", "addcmul", "addcdiv", "lerp", "relu", "relu_",
+            "relu6", "threshold", "threshold_", "clamp", "clamp_", "clamp_min", "clamp_min_", "hardtanh",
+            "hardtanh_", "leaky_relu", "leaky_relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "gelu", "gelu_",
+            "silu", "silu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "elu", "elu_", "mish",
+            "softplus", "sum", "mean", "var", "std", "max_pool1d", "max_pool2d", "max_pool3d",
+            "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "_adaptive_avg_pool2d",
+            "adaptive_max_pool2d", "upsample_bilinear2d", "upsample_nearest2d",
+        ),
+        1,
+    ),
+    **dict.fromkeys(("softmax", "_softmax", "_safe_softmax", "log_softmax", "_log_softmax"), 3),
+    **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm"), 5),
+    **dict.fromkeys(
+        ("batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training"), 2
+    ),
+}
+
+# No arithmetic: views, copies, allocation, indexing and lookups (embedding), masks, random draws.
+DATA_MOVEMENT_OPS = frozenset(
+    (
+        "view", "_unsafe_view", "reshape", "_reshape_alias", "as_strided", "t", "transpose", "transpose_",
+        "permute", "expand", "expand_as", "unsqueeze", "unsqueeze_", "squeeze", "squeeze_", "select", "slice",
+        "narrow", "flatten", "unflatten", "clone", "detach", "detach_", "alias", "contiguous", "cat", "stack",
+        "split", "split_with_sizes", "unsafe_split", "chunk", "unbind", "zeros", "zeros_like", "ones",
+        "ones_like", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "new_zeros",
+        "new_ones", "new_full", "full", "full_like", "fill_", "zero_", "arange", "copy_", "_to_copy", "to",
+        "type_as", "lift_fresh", "lift_fresh_copy", "scalar_tensor", "embedding", "gather", "index_select",
+        "index", "repeat", "tril", "triu", "masked_fill", "masked_fill_", "where", "constant_pad_nd", "pad",
+        "roll", "flip", "dropout", "feature_dropout", "native_dropout", "bernoulli_", "bernoulli", "Int",
+        "ScalarImplicit", "size", "numel", "dim", "item", "_local_scalar_dense", "_assert_async",
+        "resize_", "set_", "_has_compatible_shallow_copy_type", "ones_like", "rand", "randn", "uniform_",
+        "normal_", "channel_shuffle", "pixel_shuffle", "embedding_dense_backward", "threshold_backward",
+    )
+)
+
+# Uncounted ops known to be negligible next to the MAC work (comparisons, integer and index
+# arithmetic, small reductions). Reported like every uncounted op; ``--strict`` tolerates them.
+NEGLIGIBLE_OPS = frozenset(
+    (
+        "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and",
+        "bitwise_or", "bitwise_not", "__and__", "__or__", "argmax", "argmin", "max", "min", "amax", "amin",
+        "topk", "sort", "cumsum", "floor", "floor_divide", "remainder", "round", "any", "all", "scatter",
+        "scatter_add", "index_put_", "index_add", "sign", "isnan", "isinf", "nonzero",
+    )
+)
+
+
+@dataclass
+class FlopCount:
+    """What one count found: MACs (and FLOPs = 2 × MACs), other FLOPs, their breakdowns, uncounted ops."""
+
+    macs: int
+    other_flops: int
+    by_operator: dict[str, int]  # op -> MACs
+    by_module: dict[str, int]  # module name ("" is the whole model) -> MACs
+    uncounted: dict[str, int]  # op -> calls
+    warnings: list[str] = field(default_factory=list)
+    engine: str = ""
+    uncounted_modules: dict[str, list[str]] = field(default_factory=dict)  # op -> modules that ran it
+    other_by_operator: dict[str, int] = field(default_factory=dict)  # op -> FLOPs
+
+    @property
+    def flops(self) -> int:
+        """FLOPs of the multiply-accumulate work: 2 × MACs."""
+        return 2 * self.macs
+
+    @property
+    def significant_uncounted(self) -> dict[str, int]:
+        """Uncounted ops that are not on the documented list of negligible ones."""
+        return {op: n for op, n in self.uncounted.items() if base_name(op) not in NEGLIGIBLE_OPS}
+
+
+def base_name(op: str) -> str:
+    """``aten::add`` / ``aten.add`` / ``aten.add.Tensor`` -> ``add``."""
+    name = op.split("::", 1)[-1]
+    if name.startswith("aten."):
+        name = name[len("aten."):]
+    return name.split(".")[0]
+
+
+def choose_engine(built: BuiltModel, engine: str = "auto", backward: bool = False) -> str:
+    """The engine that will count ``built``: fvcore where jit tracing can, dispatch elsewhere."""
+    if engine not in ENGINES:
+        raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    _, kwargs = built.example_inputs(device="meta")
+    why_not_fvcore = (
+        "--backward needs the dispatch engine" if backward
+        else "the meta device cannot be traced by jit" if built.device == "meta"
+        else f"{built.entry.name} takes keyword inputs, which jit tracing cannot pass" if kwargs
+        else None
+    )
+    if engine == "auto":
+        return "dispatch" if why_not_fvcore else "fvcore"
+    if engine == "fvcore" and why_not_fvcore:
+        raise UserError(f"--engine fvcore cannot count {built.spec}: {why_not_fvcore}; use --engine dispatch")
+    return engine
+
+
+def count_flops(built: BuiltModel, *, backward: bool = False, engine: str = "auto") -> FlopCount:
+    """Count the MACs of one forward pass of ``built`` on its example input (forward + backward with ``backward``)."""
+    chosen = choose_engine(built, engine, backward)
+    result = _count_fvcore(built) if chosen == "fvcore" else _count_dispatch(built, backward)
+    result.engine = chosen
+    result.warnings = list(built.warnings) + _uncounted_warnings(result)
+    return result
+
+
+def flop_records(built: BuiltModel, *, backward: bool = False, by: str | None = None, depth: int | None = None,
+                 engine: str = "auto") -> list[Record]:
+    """Records ``macs``, ``flops`` and ``other_flops`` for the model, then per module (``by="module"``,
+    down to ``depth``) or per operator (``by="operator"``) ``macs`` rows."""
+    if by not in (None, "module", "operator"):
+        raise UserError(f"unknown --by {by!r}; expected module or operator")
+    count = count_flops(built, backward=backward, engine=engine)
+    point = dict(built.point)
+    details: dict[str, Any] = {"engine": count.engine, "pass": "forward+backward" if backward else "forward"}
+    if any("attention" in base_name(op) for op in count.by_operator):
+        details["attention"] = ATTENTION_NOTE
+    if count.uncounted:
+        details["uncounted_ops"] = dict(count.uncounted)
+    records = [
+        Record(built.spec, "macs", count.macs, "MAC", point, warnings=list(count.warnings), details=details),
+        Record(built.spec, "flops", count.flops, "FLOP", point, details={"definition": "2 x macs"}),
+        Record(built.spec, "other_flops", count.other_flops, "FLOP", point,
+               details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
+    ]
+    if by == "module":
+        for name, macs in count.by_module.items():
+            if name and (depth is None or name.count(".") + 1 <= depth):
+                records.append(Record(built.spec, "macs", macs, "MAC", {**point, "module": name}))
+    elif by == "operator":
+        for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
+            records.append(Record(built.spec, "macs", macs, "MAC", {**point, "operator": op}))
+    return records
+
+
+def _uncounted_warnings(count: FlopCount) -> list[str]:
+    warnings = []
+    for op, calls in sorted(count.uncounted.items()):
+        where = count.uncounted_modules.get(op, [])
+        place = f" in {', '.join(where[:3])}{', ...' if len(where) > 3 else ''}" if where else ""
+        kind = "known negligible" if base_name(op) not in count.significant_uncounted else "no formula"
+        warnings.append(f"uncounted op {op} ({calls} calls{place}): {kind}, its work is not in macs")
+    return warnings
+
+
+# ---------------------------------------------------------------- dispatch engine
+
+
+def _as_flops(macs_formula: Callable[..., int]) -> Callable[..., int]:
+    """FlopCounterMode's formulas return FLOPs (2 × MACs); archbench's return MACs."""
+
+    def formula(*args, **kwargs):  # kwargs carry out_shape, the shape of the op's output
+        return 2 * macs_formula(*args, **kwargs)
+
+    return formula
+
+
+def _dispatch_formulas() -> dict:
+    """custom_mapping for FlopCounterMode: archbench's formulas for every MAC op it knows (shapes in, FLOPs out)."""
+    import torch
+
+    aten = torch.ops.aten
+
+    def conv(x, w, bias, stride, padding, dilation, transposed, *rest, out_shape, **kwargs):
+        return formulas.conv_macs(x, w, out_shape, transposed)
+
+    def rnn(input, weights, weight_stride0, weight_buf, hx, cx, mode, hidden, proj, layers, batch_first, *rest, **kw):
+        batch, steps = (input[0], input[1]) if batch_first else (input[1], input[0])
+        return formulas.recurrent_macs(steps, batch, weights)
+
+    table = {
+        aten.mm: lambda a, b, **kw: formulas.matmul_macs(a, b),
+        aten.addmm: lambda bias, a, b, **kw: formulas.matmul_macs(a, b),
+        aten.bmm: lambda a, b, **kw: formulas.matmul_macs(a, b),
+        aten.baddbmm: lambda bias, a, b, **kw: formulas.matmul_macs(a, b),
+        aten.mv: lambda a, b, **kw: formulas.matmul_macs(a, b),
+        aten.addmv: lambda bias, a, b, **kw: formulas.matmul_macs(a, b),
+        aten.dot: lambda a, b, **kw: formulas.matmul_macs(a, b),
+        aten.convolution: conv,
+        aten._convolution: conv,
+        aten._native_multi_head_attention: lambda q, k, v, embed_dim, *rest, **kw: formulas.multi_head_attention_macs(
+            q, k, v, embed_dim),
+        aten._transformer_encoder_layer_fwd: lambda src, *args, **kw: formulas.encoder_layer_macs(src, args[13][0]),
+        aten._cudnn_rnn: rnn,
+    }
+    for name in ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
+                 "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+                 "_scaled_dot_product_cudnn_attention"):
+        if hasattr(aten, name):
+            table[getattr(aten, name)] = lambda q, k, v, *rest, **kw: formulas.attention_macs(q, k, v)
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
+        table[aten._scaled_dot_product_flash_attention_for_cpu_backward] = (
+            lambda grad, q, k, v, *rest, **kw: formulas.attention_backward_macs(q, k, v)
+        )
+    return {op: _as_flops(f) for op, f in table.items()}
+
+
+def _module_name(tracked: str, root: str) -> str:
+    """ModuleTracker's ``Root.layer1.0`` -> ``layer1.0``; the root itself -> ``""``."""
+    if tracked == root:
+        return ""
+    return tracked[len(root) + 1:] if tracked.startswith(root + ".") else tracked
+
+
+def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
+    import torch
+    from torch.utils._pytree import tree_flatten
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counter = FlopCounterMode(display=False, custom_mapping=_dispatch_formulas())
+    other: Counter[str] = Counter()
+    uncounted: Counter[str] = Counter()
+    where: dict[str, dict[str, None]] = {}
+    root = type(built.module).__name__
+
+    class Ledger(TorchDispatchMode):
+        """Sees every op that actually runs (after FlopCounterMode's decompositions) and files it."""
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            packet = func._overloadpacket
+            name = base_name(str(packet))
+            if packet in counter.flop_registry:
+                if name in ("addmm", "baddbmm", "addmv") or (name in ("convolution", "_convolution") and args[2] is not None):
+                    other["bias"] += _largest_numel(out)
+            elif name in OTHER_FLOPS_PER_ELEMENT:
+                tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
+                other[name] += OTHER_FLOPS_PER_ELEMENT[name] * max((t.numel() for t in tensors), default=0)
+            elif name not in DATA_MOVEMENT_OPS:
+                op = f"aten.{name}"
+                uncounted[op] += 1
+                modules = [p for p in counter.mod_tracker.parents if p != "Global"]
+                if modules:
+                    where.setdefault(op, {})[_module_name(max(modules, key=len), root)] = None
+            return out
+
+    args, kwargs = built.example_inputs()
+    module = built.module
+    with Ledger(), counter:
+        if backward:
+            output = module(*args, **kwargs)
+            _first_tensor(output).float().sum().backward()
+        else:
+            with torch.no_grad():
+                module(*args, **kwargs)
+    counts = counter.get_flop_counts()
+    by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
+    by_module = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
+    return FlopCount(
+        macs=sum(by_operator.values()),
+        other_flops=sum(other.values()),
+        by_operator=by_operator,
+        by_module=by_module,
+        uncounted=dict(uncounted),
+        uncounted_modules={op: list(mods) for op, mods in where.items()},
+        other_by_operator=dict(other),
+    )
+
+
+def _largest_numel(value) -> int:
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    return max((t.numel() for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)), default=0)
+
+
+def _first_tensor(output):
+    """The tensor a training step's loss is taken from: the output, or the first tensor in it."""
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "to_tuple"):  # Hugging Face ModelOutput
+        output = output.to_tuple()
+    for leaf in tree_flatten(output)[0]:
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+            return leaf
+    raise UserError("--backward: the model's output holds no floating-point tensor to take a loss from")
+
+
+# ---------------------------------------------------------------- fvcore engine
+
+
+def _jit_shapes(values) -> list:
+    from fvcore.nn.jit_handles import get_shape
+
+    return [get_shape(v) for v in values]
+
+
+def _jit_list(value) -> list:
+    """The elements of a jit list value built with prim::ListConstruct."""
+    node = value.node()
+    return list(node.inputs()) if node.kind() == "prim::ListConstruct" else []
+
+
+def _jit_recurrent(inputs, outputs) -> int:
+    """aten::lstm / gru / rnn_tanh / rnn_relu, padded (``.input``) or packed (``.data``) overloads."""
+    from fvcore.nn.jit_handles import get_shape
+
+    packed = inputs[3].type().kind() == "ListType"  # .data: (data, batch_sizes, hx, params, ...)
+    weights = _jit_shapes(_jit_list(inputs[3] if packed else inputs[2]))
+    data = get_shape(inputs[0])
+    if packed:
+        return formulas.recurrent_macs(1, data[0], weights)  # rows of packed data = Σ steps × batch
+    batch_first = inputs[8].toIValue()
+    batch, steps = (data[0], data[1]) if batch_first else (data[1], data[0])
+    return formulas.recurrent_macs(steps, batch, weights)
+
+
+def _jit_einsum(inputs, outputs) -> int:
+    import torch
+
+    equation = inputs[0].toIValue()
+    shapes = _jit_shapes(_jit_list(inputs[1]))
+    path = None
+    if torch.backends.opt_einsum.enabled and torch.backends.opt_einsum.is_available():
+        import opt_einsum
+
+        strategy = torch.backends.opt_einsum.strategy or "auto"
+        path = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=strategy)[0]
+    return formulas.einsum_macs(equation, shapes, path)
+
+
+def _jit_conv(inputs, outputs) -> Counter:
+    from fvcore.nn.jit_handles import get_shape
+
+    x, w, out = get_shape(inputs[0]), get_shape(inputs[1]), get_shape(outputs[0])
+    counts = Counter({"convolution": formulas.conv_macs(x, w, out, inputs[6].toIValue())})
+    if get_shape(inputs[2]) is not None:
+        counts["bias"] = math.prod(out)
+    return counts
+
+
+def _jit_with_bias(op: str, macs: Callable[[list], int], bias_index: int | None) -> Callable:
+    """A handle for a matrix product: its MACs under ``op``, and the bias addition (when present) under ``bias``."""
+    from fvcore.nn.jit_handles import get_shape
+
+    def handle(inputs, outputs):
+        counts = Counter({op: macs(_jit_shapes(inputs))})
+        if bias_index is not None and get_shape(inputs[bias_index]) is not None:
+            counts["bias"] = math.prod(get_shape(outputs[0]))
+        return counts
+
+    return handle
+
+
+def _jit_other(op: str) -> Callable:
+    from fvcore.nn.jit_handles import get_shape
+
+    per_element = OTHER_FLOPS_PER_ELEMENT[op]
+
+    def handle(inputs, outputs):
+        sizes = [math.prod(s) for s in (get_shape(v) for v in (*inputs, *outputs)) if s is not None]
+        return Counter({op: per_element * max(sizes, default=0)})
+
+    return handle
+
+
+def _fvcore_handles() -> dict[str, Callable]:
+    attention = lambda s: formulas.attention_macs(s[0], s[1], s[2])  # noqa: E731
+    handles: dict[str, Callable] = {
+        "aten::addmm": _jit_with_bias("addmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
+        "aten::baddbmm": _jit_with_bias("baddbmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
+        "aten::mm": _jit_with_bias("mm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::bmm": _jit_with_bias("bmm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::matmul": _jit_with_bias("matmul", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::mv": _jit_with_bias("mv", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::dot": _jit_with_bias("dot", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::linear": _jit_with_bias("linear", lambda s: formulas.linear_macs(s[0], s[1]), 2),
+        "aten::_convolution": _jit_conv,
+        "aten::einsum": lambda i, o: Counter({"einsum": _jit_einsum(i, o)}),
+        "aten::scaled_dot_product_attention": _jit_with_bias("scaled_dot_product_attention", attention, None),
+        "aten::_native_multi_head_attention": lambda i, o: Counter({"_native_multi_head_attention": (
+            formulas.multi_head_attention_macs(*_jit_shapes(i[:3]), i[3].toIValue()))}),
+        "aten::_transformer_encoder_layer_fwd": lambda i, o: Counter({"_transformer_encoder_layer_fwd": (
+            formulas.encoder_layer_macs(*_jit_shapes(i[:1]), _jit_shapes(i[14:15])[0][0]))}),
+    }
+    for op in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        handles[f"aten::{op}"] = lambda i, o, op=op: Counter({op: _jit_recurrent(i, o)})
+    for op in OTHER_FLOPS_PER_ELEMENT:
+        if op != "bias":
+            handles[f"aten::{op}"] = _jit_other(op)
+    return handles
+
+
+def _count_fvcore(built: BuiltModel) -> FlopCount:
+    import torch
+    from fvcore.nn import FlopCountAnalysis
+
+    args, _ = built.example_inputs()
+    analysis = FlopCountAnalysis(built.module, args)
+    analysis.set_op_handle(**_fvcore_handles())
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with torch.no_grad():
+        per_module = analysis.by_module_and_operator()
+        unsupported = analysis.unsupported_ops()
+    is_mac = lambda op: op not in OTHER_FLOPS_PER_ELEMENT  # noqa: E731
+    totals = per_module.get("", Counter())
+    by_operator = {op: int(n) for op, n in totals.items() if is_mac(op)}
+    by_module = {name: int(sum(n for op, n in ops.items() if is_mac(op))) for name, ops in per_module.items()}
+    uncounted = {op: n for op, n in unsupported.items() if base_name(op) not in DATA_MOVEMENT_OPS}
+    where: dict[str, list[str]] = {}
+    for op in uncounted:
+        modules = [name for name in per_module if name and analysis.unsupported_ops(name).get(op)]
+        deepest = [m for m in modules if not any(other.startswith(m + ".") for other in modules)]
+        where[op] = deepest
+    return FlopCount(
+        macs=sum(by_operator.values()),
+        other_flops=int(sum(n for op, n in totals.items() if not is_mac(op))),
+        by_operator=by_operator,
+        by_module=by_module,
+        uncounted=uncounted,
+        uncounted_modules=where,
+        other_by_operator={op: int(n) for op, n in totals.items() if not is_mac(op)},
+    )

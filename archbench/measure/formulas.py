@@ -1,0 +1,151 @@
+"""Pure shape arithmetic for multiply-accumulate work, in one unit: MACs.
+
+One MAC is one multiplication added into an accumulator; FLOPs = 2 × MACs. Every
+function here takes shapes (tuples of ints) and plain numbers and returns MACs; none
+touches a module or a tensor. Bias additions, normalisation, softmax and other
+elementwise work are not MACs and are left out (see ``archbench.measure.flops``).
+
+Conventions:
+
+- attention (``q @ kᵀ`` then ``p @ v``) counts the full L×S score matrix, as the math
+  backend computes it, also for causal or masked attention: a fused kernel that
+  skips masked blocks does less work than this figure;
+- a recurrent layer applies each of its weight matrices once per time step and batch
+  element; the gate nonlinearities and the GRU's ``r * (W_hn h)`` product are elementwise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+Shape = Sequence[int]
+
+
+def matmul_macs(a: Shape, b: Shape) -> int:
+    """``a @ b`` with numpy broadcasting of leading batch dimensions (1-D operands included)."""
+    a, b = tuple(a), tuple(b)
+    if len(a) == 1:
+        a = (1, *a)
+    if len(b) == 1:
+        b = (*b, 1)
+    if a[-1] != b[-2]:
+        raise ValueError(f"matmul of incompatible shapes {a} and {b}")
+    batch_a, batch_b = a[:-2], b[:-2]
+    width = max(len(batch_a), len(batch_b))
+    batch_a = (1,) * (width - len(batch_a)) + batch_a
+    batch_b = (1,) * (width - len(batch_b)) + batch_b
+    batch = math.prod(max(x, y) for x, y in zip(batch_a, batch_b))
+    return batch * a[-2] * a[-1] * b[-1]
+
+
+def linear_macs(input_shape: Shape, weight_shape: Shape) -> int:
+    """``x @ Wᵀ`` for a weight of shape (out_features, in_features)."""
+    out_features, in_features = weight_shape
+    return math.prod(input_shape[:-1]) * in_features * out_features
+
+
+def conv_macs(input_shape: Shape, weight_shape: Shape, output_shape: Shape, transposed: bool = False) -> int:
+    """A convolution of any dimension, grouped and depthwise included.
+
+    The weight is (C_out, C_in/groups, *kernel), or (C_in, C_out/groups, *kernel) when
+    transposed. Each output element of an ordinary convolution takes C_in/groups·K MACs;
+    each input element of a transposed one is scattered into C_out/groups·K outputs.
+    """
+    per_element = math.prod(weight_shape[1:])
+    return (math.prod(input_shape) if transposed else math.prod(output_shape)) * per_element
+
+
+def attention_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape) -> int:
+    """Scaled dot-product attention: q (..., L, E), k (..., S, E), v (..., S, Ev) → ``...·L·S·(E + Ev)``.
+
+    Leading dimensions are the query's (batch × heads; grouped-query key/value heads are
+    broadcast to the query heads). Causal and masked attention count the full L×S.
+    """
+    *lead, length, embed = query_shape
+    source = key_shape[-2]
+    value_embed = value_shape[-1]
+    return math.prod(lead) * length * source * (embed + value_embed)
+
+
+def attention_backward_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape) -> int:
+    """Gradients of attention: dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q, twice the forward."""
+    return 2 * attention_macs(query_shape, key_shape, value_shape)
+
+
+def multi_head_attention_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape, embed_dim: int) -> int:
+    """``nn.MultiheadAttention`` with its projections: q, k, v in-projections, attention, out-projection.
+
+    Shapes are (B, L, E) for the query and (B, S, E) for key and value (batch first);
+    the number of heads does not change the count.
+    """
+    *lead, length, _ = query_shape
+    source = key_shape[-2]
+    weight = (embed_dim, embed_dim)
+    projections = (
+        linear_macs(query_shape, weight) + linear_macs(key_shape, weight) + linear_macs(value_shape, weight)
+    )
+    heads_merged = attention_macs((*lead, length, embed_dim), (*lead, source, embed_dim), (*lead, source, embed_dim))
+    return projections + heads_merged + linear_macs((*lead, length, embed_dim), weight)
+
+
+def encoder_layer_macs(input_shape: Shape, feedforward: int) -> int:
+    """A Transformer encoder layer on (B, T, d): self-attention with projections plus the d→ff→d feed-forward.
+
+    With ff = 4d this is 12·T·d² + 2·T²·d per sequence.
+    """
+    d_model = input_shape[-1]
+    attention = multi_head_attention_macs(input_shape, input_shape, input_shape, d_model)
+    hidden_shape = (*input_shape[:-1], feedforward)
+    return attention + linear_macs(input_shape, (feedforward, d_model)) + linear_macs(hidden_shape, (d_model, feedforward))
+
+
+def recurrent_macs(steps: int, batch: int, weight_shapes: Sequence[Shape]) -> int:
+    """A stacked (optionally bidirectional, projected) RNN, LSTM or GRU from its weight matrices.
+
+    ``weight_shapes`` lists every weight of every layer and direction in torch's order
+    (``w_ih``, ``w_hh``, biases, ``w_hr``); 1-D biases are skipped. Each matrix is applied
+    once per step and batch element, so an LSTM layer of input i, hidden h and projection
+    p costs ``T·B·(4h·i + 4h·p + p·h)`` per direction (``p = h`` and no ``w_hr`` without
+    projection); a GRU ``3h`` and a plain RNN ``h`` in place of ``4h``.
+    """
+    return steps * batch * sum(math.prod(shape) for shape in weight_shapes if len(shape) == 2)
+
+
+def einsum_macs(equation: str, shapes: Sequence[Shape], path: Sequence[tuple[int, int]] | None = None) -> int:
+    """``torch.einsum`` of any number of operands, contracted pairwise along ``path``.
+
+    ``path`` lists pairs of positions in the current operand list (opt_einsum's format);
+    by default operands are contracted left to right, as torch does without opt_einsum.
+    A pairwise contraction costs the product of the sizes of every index the two operands
+    still carry once indices needed by neither the output nor another operand are summed
+    out beforehand (sums, not MACs). A single operand (a pure sum or transpose) costs 0.
+    """
+    equation = equation.replace(" ", "")
+    inputs_part, arrow, output = equation.partition("->")
+    terms = inputs_part.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum {equation!r} has {len(terms)} operands, got {len(shapes)} shapes")
+    if "." in equation:
+        raise ValueError("einsum with '...' is not supported by this formula")
+    if not arrow:
+        counts = {c: inputs_part.count(c) for c in set(inputs_part) if c.isalpha()}
+        output = "".join(sorted(c for c, n in counts.items() if n == 1))
+    sizes: dict[str, int] = {}
+    for term, shape in zip(terms, shapes):
+        for letter, size in zip(term, shape):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+    operands = [set(term) for term in terms]
+    steps = len(operands) - 1
+    macs = 0
+    for step in range(steps if path is None else len(path)):
+        # left to right: the running result (appended last) with the next operand (first)
+        i, j = path[step] if path is not None else (0, 1 if step == 0 else len(operands) - 1)
+        left, right = operands[i], operands[j]
+        others = set(output).union(*(op for k, op in enumerate(operands) if k not in (i, j)))
+        left = {c for c in left if c in others or c in right}
+        right = {c for c in right if c in others or c in left}
+        macs += math.prod(sizes[c] for c in left | right)
+        result = {c for c in left | right if c in others}
+        operands = [op for k, op in enumerate(operands) if k not in (i, j)] + [result]
+    return macs
