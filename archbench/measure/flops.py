@@ -163,6 +163,8 @@ def flop_records(built: BuiltModel, *, backward: bool = False, by: str | None = 
         details["attention"] = ATTENTION_NOTE
     if count.uncounted:
         details["uncounted_ops"] = dict(count.uncounted)
+    if count.significant_uncounted:
+        details["significant_uncounted"] = count.significant_uncounted
     records = [
         Record(built.spec, "macs", count.macs, "MAC", point, warnings=list(count.warnings), details=details),
         Record(built.spec, "flops", count.flops, "FLOP", point, details={"definition": "2 x macs"}),
@@ -433,8 +435,13 @@ def _fvcore_handles() -> dict[str, Callable]:
 
 
 def _count_fvcore(built: BuiltModel) -> FlopCount:
+    import warnings
+
     import torch
-    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():  # fvcore scripts a loss function at import: torch.jit.script's FutureWarning
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script")
+        from fvcore.nn import FlopCountAnalysis
 
     args, _ = built.example_inputs()
     analysis = FlopCountAnalysis(built.module, args)
