@@ -230,3 +230,14 @@ def test_json_report_carries_the_changes():
     assert data["failed"] is True
     assert data["counts"] == {"regressed": 2}
     assert data["changes"][0]["metric"] == "latency_s" and data["changes"][0]["relative"] == pytest.approx(1.0)
+
+
+def test_a_whole_missing_case_is_one_row():
+    def drop_resnet(records):
+        records[:] = [r for r in records if r.case != "resnet50"]
+
+    comparison = compare_runs(baseline(), current(drop_resnet))
+    assert statuses(comparison) == [("missing", "resnet50", "whole case (5 figures)")]
+    assert comparison.changes[0].baseline == 5 and comparison.failed
+    comparison = compare_runs(current(drop_resnet), baseline())
+    assert statuses(comparison) == [("new", "resnet50", "whole case (5 figures)")] and not comparison.failed

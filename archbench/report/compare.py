@@ -128,6 +128,7 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
     comparable = not machine_difference
     failed_in_current = {_site(r) for r in current.records if r.error}
     changes: list[Change] = []
+    only_old: list[Record] = []
     unchanged = not_comparable = skipped = 0
     for key, before in old.items():
         after = new.get(key)
@@ -137,7 +138,7 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
             continue
         if after is None:
             if _site(before) not in failed_in_current:  # figures of a failed metric are shown by its error row
-                changes.append(_change("missing", before, before, None))
+                only_old.append(before)
             continue
         if before.error or after.error:
             status = "still failing" if before.error and after.error else ("newly failing" if after.error else "fixed")
@@ -157,12 +158,32 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
             unchanged += 1
         else:
             changes.append(change)
-    for key, after in new.items():
-        if key not in old and not (deterministic_only and metric_kind(after.metric) != "deterministic"):
-            changes.append(_change("newly failing" if after.error else "new", after, None, after.value,
-                                   note=after.error or ""))
+    only_new = [after for key, after in new.items()
+                if key not in old and not (deterministic_only and metric_kind(after.metric) != "deterministic")]
+    changes += _one_sided(only_old, current.records, "missing")
+    changes += _one_sided([r for r in only_new if r.error is None], baseline.records, "new")
+    changes += [_change("newly failing", r, None, None, note=r.error) for r in only_new if r.error]
     changes.sort(key=lambda c: (STATUSES.index(c.status), -c.size()))
     return Comparison(changes, unchanged, comparable, not_comparable, skipped, machine_difference, thresholds, alpha)
+
+
+def _one_sided(records: list[Record], other_run: list[Record], status: str) -> list[Change]:
+    """``missing`` (or ``new``) figures: one row per figure, or one per case when the other run lacks the whole case."""
+    cases_there = {r.case for r in other_run}
+    by_case: dict[str | None, list[Record]] = {}
+    for record in records:
+        by_case.setdefault(record.case, []).append(record)
+    changes = []
+    for case, group in by_case.items():
+        if case is not None and case not in cases_there and len(group) > 1:
+            first = group[0]
+            before, after = (len(group), None) if status == "missing" else (None, len(group))
+            changes.append(Change(status, case, first.model, f"whole case ({len(group)} figures)", dict(first.point),
+                                  before, after, "figures"))
+        else:
+            changes += [_change(status, r, r.value, None) if status == "missing" else _change(status, r, None, r.value)
+                        for r in group]
+    return changes
 
 
 def _by_key(records: list[Record]) -> dict[tuple, Record]:
