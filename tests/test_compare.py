@@ -241,3 +241,12 @@ def test_a_whole_missing_case_is_one_row():
     assert comparison.changes[0].baseline == 5 and comparison.failed
     comparison = compare_runs(current(drop_resnet), baseline())
     assert statuses(comparison) == [("new", "resnet50", "whole case (5 figures)")] and not comparison.failed
+
+
+def test_derived_floats_compare_up_to_round_off():
+    base = document([Record("t", "macs_exponent", 1.1180339887, "", {"batch": 1}, case="sweep")])
+    same = copy.deepcopy(base)
+    same.records[0].value *= 1 + 1e-12  # another BLAS, last bits
+    assert compare_runs(base, same).changes == []
+    same.records[0].value = 1.1181
+    assert statuses(compare_runs(base, same)) == [("changed", "sweep", "macs_exponent")]

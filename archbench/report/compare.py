@@ -3,7 +3,8 @@
 Figures are matched by :meth:`Record.key` (case, claim, model, metric, input point).
 
 - Deterministic figures (params, buffers, macs, flops, other_flops, analytic bytes...) must be
-  equal: any difference is ``changed``, with its size.
+  equal (integers exactly, derived floats such as fitted exponents up to round-off): any
+  difference is ``changed``, with its size.
 - Timings (latency, throughput, achieved FLOP/s, compile time) compare the ratio of the
   current value to the baseline's against a threshold (``latency=10%``), and count as
   ``regressed`` only when the raw samples (``details.samples``, or those of the ``latency_s``
@@ -219,9 +220,15 @@ def _machine_difference(baseline: RunDocument, current: RunDocument) -> list[str
     return differences
 
 
+FLOAT_TOLERANCE = 1e-9
+"""Relative round-off allowed between derived floats (fitted exponents, ratios) of two machines' BLAS."""
+
+
 def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
+    """Counts exactly; floats up to :data:`FLOAT_TOLERANCE` (NaN equals NaN)."""
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=FLOAT_TOLERANCE)
     return a == b
 
 
