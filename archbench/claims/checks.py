@@ -120,15 +120,28 @@ def _readings(check, figures):
 def _ranking(check, figures):
     levels = {expr: int(level) for expr, level in check["levels"].items()}
     values = {expr: float(evaluate(expr, figures)) for expr in levels}
+    label = _short_labels(list(levels))
     contradictions = [
-        f"{a} ({plain(values[a])}) ≥ {b} ({plain(values[b])})"
+        f"{label[a]} ({plain(values[a])}) ≥ {label[b]} ({plain(values[b])})"
         for a in levels for b in levels if levels[a] < levels[b] and values[a] >= values[b]
     ]
-    order = " < ".join(f"{e} {plain(values[e])}" for e in sorted(values, key=values.get))
+    order = " < ".join(f"{label[e]} {plain(values[e])}" for e in sorted(values, key=values.get))
     shown = f"measured order: {order}"
     if contradictions:
         shown += "; contradicts the stated levels: " + "; ".join(contradictions)
     return not contradictions, shown, ""
+
+
+def _short_labels(expressions: list[str]) -> dict[str, str]:
+    """Figure names without the dotted parts they all share: ``fam.cnn.macs``, ``fam.rnn.macs`` -> cnn, rnn."""
+    parts = [e.split(".") for e in expressions]
+    head = 0
+    while all(len(p) > head + 1 and p[head] == parts[0][head] for p in parts):
+        head += 1
+    tail = 0
+    while all(len(p) > head + tail + 1 and p[-1 - tail] == parts[0][-1 - tail] for p in parts):
+        tail += 1
+    return {e: ".".join(p[head:len(p) - tail]) for e, p in zip(expressions, parts)}
 
 
 _KIND_FUNCTIONS = {"near": _near, "true": _true, "readings": _readings, "ranking": _ranking}
@@ -151,7 +164,7 @@ def plain(value) -> str:
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(plain(v) for v in value) + "]"
-    if isinstance(value, float) and abs(value) >= 1e6:
+    if isinstance(value, float) and abs(value) >= 1e6 or isinstance(value, int) and abs(value) >= 1e9:
         return si(value)
     if isinstance(value, float) and value != 0 and abs(value) < 1e-3:
         return f"{value:.3g}"
