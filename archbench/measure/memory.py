@@ -26,7 +26,7 @@ from archbench.results.record import Record
 # Fixed glibc malloc thresholds in the worker: every block over 128 KiB is mmap'd and given back
 # to the system when freed, so a forward's freed tensors do not linger in the resident set (the
 # default dynamic threshold would keep them in the heap and hide the second forward's peak).
-_WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 def measure_memory(
@@ -68,7 +68,7 @@ def run_worker(request: dict, timeout_s: float | None = None) -> dict:
     out-of-memory killer sends SIGKILL), or the timeout.
     """
     command = [sys.executable, "-m", "archbench.measure.memory_worker"]
-    env = {**os.environ, **_WORKER_MALLOC_ENV}
+    env = {**os.environ, **WORKER_MALLOC_ENV}
     start = time.perf_counter()
     try:
         done = subprocess.run(command, input=json.dumps(request), capture_output=True, text=True,
