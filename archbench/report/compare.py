@@ -390,12 +390,15 @@ def print_comparison(comparison: Comparison, console=None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from archbench.report.render import widen_for_pipe
+
     console = console or Console()
     style = "bold red" if comparison.failed else "bold green"
     console.print(f"[{style}]{escape(summary_line(comparison))}[/{style}]", highlight=False)
     rows = change_rows(comparison)
     if not rows:
         return
+    widen_for_pipe(console, [[column] + [row[column] for row in rows] for column in rows[0]])
     table = Table(header_style="bold")
     for column in rows[0]:
         table.add_column(column, justify="right" if column in ("baseline", "current", "change") else "left",

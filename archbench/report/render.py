@@ -108,6 +108,12 @@ def to_text(document: RunDocument, fmt: str) -> str:
     return (frame.to_string(index=False) if frame is not None else "no records") + "\n"
 
 
+def widen_for_pipe(console, columns: list[list[str]]) -> None:
+    """Piped output (not a terminal): give a table of these column cells its natural width rather than crushing it."""
+    if not console.is_terminal:
+        console.width = max(console.width, sum(max(map(len, col)) + 3 for col in columns) + 1)
+
+
 def print_table(document: RunDocument, title: str | None = None, console=None) -> None:
     """A rich table of the wide view, then the warnings in yellow and errors in red."""
     from rich.console import Console
@@ -119,9 +125,7 @@ def print_table(document: RunDocument, title: str | None = None, console=None) -
         console.print("no records")
         return
     frame = wide_frame(document.records)
-    if not console.is_terminal:  # piped output: give the table its natural width rather than crushing it
-        cells = [[str(c)] + [format_value(v) for v in frame[c]] for c in frame.columns]
-        console.width = max(console.width, sum(max(map(len, col)) + 3 for col in cells) + 1)
+    widen_for_pipe(console, [[str(c)] + [format_value(v) for v in frame[c]] for c in frame.columns])
     table = Table(title=title, header_style="bold")
     for column in frame.columns:
         numeric = column not in _ID_COLUMNS and column not in ("error", "verdict") and "[" in column
