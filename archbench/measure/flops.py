@@ -50,11 +50,18 @@ OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
             "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
             "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "_adaptive_avg_pool2d",
             "adaptive_max_pool2d", "upsample_bilinear2d", "upsample_nearest2d",
+            # backward of the above
+            "threshold_backward", "gelu_backward", "tanh_backward", "sigmoid_backward", "silu_backward",
+            "hardswish_backward", "hardsigmoid_backward", "leaky_relu_backward", "hardtanh_backward", "elu_backward",
+            "max_pool2d_with_indices_backward", "avg_pool2d_backward", "_adaptive_avg_pool2d_backward",
         ),
         1,
     ),
-    **dict.fromkeys(("softmax", "_softmax", "_safe_softmax", "log_softmax", "_log_softmax"), 3),
-    **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm"), 5),
+    **dict.fromkeys(("linalg_vector_norm", "norm"), 2),
+    **dict.fromkeys(("softmax", "_softmax", "_safe_softmax", "log_softmax", "_log_softmax", "_softmax_backward_data",
+                     "_log_softmax_backward_data"), 3),
+    **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm",
+                     "native_layer_norm_backward", "native_group_norm_backward", "native_batch_norm_backward"), 5),
     **dict.fromkeys(
         ("batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training"), 2
     ),
@@ -73,8 +80,8 @@ DATA_MOVEMENT_OPS = frozenset(
         "index", "repeat", "tril", "triu", "masked_fill", "masked_fill_", "where", "constant_pad_nd", "pad",
         "roll", "flip", "dropout", "feature_dropout", "native_dropout", "bernoulli_", "bernoulli", "Int",
         "ScalarImplicit", "size", "numel", "dim", "item", "_local_scalar_dense", "_assert_async",
-        "resize_", "set_", "_has_compatible_shallow_copy_type", "ones_like", "rand", "randn", "uniform_",
-        "normal_", "channel_shuffle", "pixel_shuffle", "embedding_dense_backward", "threshold_backward",
+        "resize_", "set_", "_has_compatible_shallow_copy_type", "rand", "randn", "uniform_",
+        "normal_", "channel_shuffle", "pixel_shuffle", "as_strided_", "select_backward", "slice_backward",
     )
 )
 
@@ -85,7 +92,8 @@ NEGLIGIBLE_OPS = frozenset(
         "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and",
         "bitwise_or", "bitwise_not", "__and__", "__or__", "argmax", "argmin", "max", "min", "amax", "amin",
         "topk", "sort", "cumsum", "floor", "floor_divide", "remainder", "round", "any", "all", "scatter",
-        "scatter_add", "index_put_", "index_add", "sign", "isnan", "isinf", "nonzero",
+        "scatter_add", "index_put_", "index_add", "sign", "isnan", "isinf", "nonzero", "maximum", "minimum",
+        "embedding_dense_backward",
     )
 )
 
@@ -186,7 +194,7 @@ def _uncounted_warnings(count: FlopCount) -> list[str]:
     for op, calls in sorted(count.uncounted.items()):
         where = count.uncounted_modules.get(op, [])
         place = f" in {', '.join(where[:3])}{', ...' if len(where) > 3 else ''}" if where else ""
-        kind = "known negligible" if base_name(op) not in count.significant_uncounted else "no formula"
+        kind = "no formula" if op in count.significant_uncounted else "known negligible"
         warnings.append(f"uncounted op {op} ({calls} calls{place}): {kind}, its work is not in macs")
     return warnings
 
@@ -212,9 +220,6 @@ def _dispatch_formulas() -> dict:
     def conv(x, w, bias, stride, padding, dilation, transposed, *rest, out_shape, **kwargs):
         return formulas.conv_macs(x, w, out_shape, transposed)
 
-    def rnn(input, weights, weight_stride0, weight_buf, hx, cx, mode, hidden, proj, layers, batch_first, *rest, **kw):
-        batch, steps = (input[0], input[1]) if batch_first else (input[1], input[0])
-        return formulas.recurrent_macs(steps, batch, weights)
 
     table = {
         aten.mm: lambda a, b, **kw: formulas.matmul_macs(a, b),
@@ -229,7 +234,9 @@ def _dispatch_formulas() -> dict:
         aten._native_multi_head_attention: lambda q, k, v, embed_dim, *rest, **kw: formulas.multi_head_attention_macs(
             q, k, v, embed_dim),
         aten._transformer_encoder_layer_fwd: lambda src, *args, **kw: formulas.encoder_layer_macs(src, args[13][0]),
-        aten._cudnn_rnn: rnn,
+        aten._cudnn_rnn: lambda input, weights, *rest, **kw: formulas.recurrent_macs(input, weights),
+        aten.mkldnn_rnn_layer: lambda input, *w, **kw: formulas.recurrent_macs(input, w[:4]),
+        aten.mkldnn_rnn_layer_backward: lambda input, *w, **kw: formulas.recurrent_backward_macs(input, w[:4]),
     }
     for name in ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
                  "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
@@ -350,12 +357,7 @@ def _jit_recurrent(inputs, outputs) -> int:
 
     packed = inputs[3].type().kind() == "ListType"  # .data: (data, batch_sizes, hx, params, ...)
     weights = _jit_shapes(_jit_list(inputs[3] if packed else inputs[2]))
-    data = get_shape(inputs[0])
-    if packed:
-        return formulas.recurrent_macs(1, data[0], weights)  # rows of packed data = Σ steps × batch
-    batch_first = inputs[8].toIValue()
-    batch, steps = (data[0], data[1]) if batch_first else (data[1], data[0])
-    return formulas.recurrent_macs(steps, batch, weights)
+    return formulas.recurrent_macs(get_shape(inputs[0]), weights)
 
 
 def _jit_einsum(inputs, outputs) -> int:

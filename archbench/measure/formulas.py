@@ -100,16 +100,24 @@ def encoder_layer_macs(input_shape: Shape, feedforward: int) -> int:
     return attention + linear_macs(input_shape, (feedforward, d_model)) + linear_macs(hidden_shape, (d_model, feedforward))
 
 
-def recurrent_macs(steps: int, batch: int, weight_shapes: Sequence[Shape]) -> int:
-    """A stacked (optionally bidirectional, projected) RNN, LSTM or GRU from its weight matrices.
+def recurrent_macs(input_shape: Shape, weight_shapes: Sequence[Shape]) -> int:
+    """A stacked (optionally bidirectional, projected) RNN, LSTM or GRU from its input and weight matrices.
 
-    ``weight_shapes`` lists every weight of every layer and direction in torch's order
-    (``w_ih``, ``w_hh``, biases, ``w_hr``); 1-D biases are skipped. Each matrix is applied
-    once per step and batch element, so an LSTM layer of input i, hidden h and projection
-    p costs ``T·B·(4h·i + 4h·p + p·h)`` per direction (``p = h`` and no ``w_hr`` without
-    projection); a GRU ``3h`` and a plain RNN ``h`` in place of ``4h``.
+    ``input_shape`` is (T, B, i), (B, T, i) with batch_first, or (ΣT, i) for packed
+    sequences: either way its leading sizes multiply to steps × batch. ``weight_shapes``
+    lists every weight of every layer and direction (``w_ih``, ``w_hh``, biases, ``w_hr``),
+    which carry the layers, directions, gates and projection; 1-D biases are skipped.
+    Each matrix is applied once per step and batch element, so an LSTM layer of input i,
+    hidden h and projection p costs ``T·B·(4h·i + 4h·p + p·h)`` per direction (``p = h``
+    and no ``w_hr`` without projection); a GRU ``3h`` and a plain RNN ``h`` in place of ``4h``.
     """
-    return steps * batch * sum(math.prod(shape) for shape in weight_shapes if len(shape) == 2)
+    rows = math.prod(input_shape[:-1])
+    return rows * sum(math.prod(shape) for shape in weight_shapes if len(shape) == 2)
+
+
+def recurrent_backward_macs(input_shape: Shape, weight_shapes: Sequence[Shape]) -> int:
+    """Gradients of a recurrent layer: data and weight gradients of each matrix, twice the forward."""
+    return 2 * recurrent_macs(input_shape, weight_shapes)
 
 
 def einsum_macs(equation: str, shapes: Sequence[Shape], path: Sequence[tuple[int, int]] | None = None) -> int:
