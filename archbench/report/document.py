@@ -57,7 +57,7 @@ def _title(document: RunDocument) -> str:
     if meta.get("suite"):
         shard = f" (shard {meta['shard']})" if meta.get("shard") else ""
         return f"archbench run of suite {meta['suite']}{shard}"
-    return f"archbench run: {meta.get('command') or 'records'}"
+    return meta.get("command") or "archbench records"
 
 
 def _status_lines(document: RunDocument) -> list[str]:
@@ -65,7 +65,7 @@ def _status_lines(document: RunDocument) -> list[str]:
     records = document.records
     failed = [r for r in records if r.error]
     lines = [f"{len(records)} records, {len(failed)} failed."]
-    if document.meta.get("command"):
+    if document.meta.get("command") and document.meta.get("suite"):  # otherwise the command is the title
         lines.append(f"Command: `{document.meta['command']}`.")
     if document.meta.get("merged_from"):
         lines.append(f"Merged from {', '.join(document.meta['merged_from'])}.")
