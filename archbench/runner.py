@@ -188,13 +188,15 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
     for path, document in documents:
         other = _suite_identity(path, document)
         if other[0] != identity[0]:
-            raise UserError(f"{path} is a run of suite {other[0]!r}, {first_path} of {identity[0]!r}: refusing to merge")
+            raise UserError(f"{path} is a run of suite {other[0]!r}, {first_path} of {identity[0]!r}: "
+                            "refusing to merge")
         if other[1] != identity[1]:
             raise UserError(f"{path} and {first_path} ran different versions of suite {identity[0]!r} "
                             f"(digest {other[1]} vs {identity[1]}): refusing to merge")
         for case in document.meta.get("cases", []):
             if case["id"] in seen:
-                raise UserError(f"case {case['id']!r} is in both {seen[case['id']]} and {path}: are these the same shard?")
+                raise UserError(f"case {case['id']!r} is in both {seen[case['id']]} and {path}: "
+                                "are these the same shard?")
             seen[case["id"]] = path
             cases.append(case)
         if not document.meta.get("complete"):

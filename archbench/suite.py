@@ -330,25 +330,27 @@ class _Reader:
             raise self.error(node, key, str(exc)) from None
 
     def _check_input(self, items, key, model, input_spec, seq, shape, sweep) -> None:
+        """The case's seq, input and sweep axis must fit the model's kind of input."""
+        takes = f"{model} takes {input_spec.describe()}"
         sequential = input_spec.kind in ("tokens", "sequence")
         if seq is not None and not sequential:
-            raise self.error(items["seq"], f"{key}.seq", f"{model} takes {input_spec.describe()}; seq applies to sequence models")
+            raise self.error(items["seq"], f"{key}.seq", f"{takes}; seq applies to sequence models")
         if shape is not None:
             if input_spec.kind == "tokens":
                 raise self.error(items["input"], f"{key}.input", f"{model} takes token ids: give seq, not input")
             if len(shape) != len(input_spec.shape):
                 raise self.error(items["input"], f"{key}.input",
-                                 f"{model} takes {input_spec.describe()} ({len(input_spec.shape)} sizes), got {len(shape)}")
+                                 f"{takes} ({len(input_spec.shape)} sizes), got {len(shape)}")
         if sweep is None:
             return
         where = f"{key}.sweep.axis"
         if sweep.axis == "seq" and not sequential:
-            raise self.error(items["sweep"], where, f"{model} takes {input_spec.describe()}; a seq sweep needs a sequence model")
+            raise self.error(items["sweep"], where, f"{takes}; a seq sweep needs a sequence model")
         if sweep.axis == "resolution" and input_spec.kind != "image":
-            raise self.error(items["sweep"], where, f"{model} takes {input_spec.describe()}; a resolution sweep needs an image model")
+            raise self.error(items["sweep"], where, f"{takes}; a resolution sweep needs an image model")
         fixed = {"seq": seq, "batch": items.get("batch"), "resolution": shape}[sweep.axis]
         if fixed is not None:
-            raise self.error(items["sweep"], where, f"the case fixes {sweep.axis} and sweeps it too; give one or the other")
+            raise self.error(items["sweep"], where, f"the case fixes {sweep.axis} and sweeps it too; give one")
 
     def _kind(self, node) -> str:
         if isinstance(node, self.yaml.MappingNode):

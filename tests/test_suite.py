@@ -5,7 +5,7 @@ import textwrap
 import pytest
 
 from archbench.errors import UserError
-from archbench.results.record import Record, RunDocument, RunWriter
+from archbench.results.record import RunDocument, RunWriter
 from archbench.suite import load_suite, parse_shard
 
 
@@ -236,7 +236,8 @@ def test_ctrl_c_keeps_what_finished(tmp_path, monkeypatch):
 
 
 def test_meta_device_case_reports_latency_as_an_error(tmp_path):
-    suite = load_suite(write(tmp_path, "defaults: {device: meta}\ncases:\n  - {model: mlp, metrics: [params, latency]}\n"))
+    text = "defaults: {device: meta}\ncases:\n  - {model: mlp, metrics: [params, latency]}\n"
+    suite = load_suite(write(tmp_path, text))
     document = _run(suite, suite.cases)
     latency = [r for r in document.records if r.metric == "latency_s"]
     assert len(latency) == 1 and "meta device" in latency[0].error

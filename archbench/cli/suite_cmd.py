@@ -16,7 +16,7 @@ def run_command(
     suite: Annotated[str, typer.Argument(help="Suite file (YAML), e.g. suites/ci.yaml.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run document to write (.json); "
                                                "default results/<suite>[-shard-I-of-N].json.")] = None,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="Run only shard I of N (e.g. 2/4): every N-th case.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Only shard I of N (e.g. 2/4).")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Run a suite's cases; every finished record is written to --out at once (Ctrl-C keeps them).
@@ -98,11 +98,11 @@ def compare_command(
     threshold: Annotated[Optional[list[str]], typer.Option(
         "--threshold", help="Allowed change before a timing or memory figure counts: latency=10%, memory=10% "
                             "(the defaults) or METRIC=PERCENT; repeatable.")] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the Mann-Whitney test on timing samples.")] = 0.05,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test on timing samples.")] = 0.05,
     deterministic_only: Annotated[bool, typer.Option(
-        "--deterministic-only", help="Compare only the exact figures (params, MACs...), not timings or memory.")] = False,
+        "--deterministic-only", help="Only the exact figures (params, MACs...), not timings or memory.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown (a PR comment) or json.")] = "table",
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Also write the report to FILE (.md or .json).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Also write the report to .md or .json.")] = None,
 ) -> None:
     """Compare two runs: exit 0 when nothing regressed, 1 when something did, 2 on bad input.
 
@@ -141,7 +141,7 @@ def compare_command(
 def report_command(
     run: Annotated[str, typer.Argument(help="Run document (.json) from run, merge, scaling or any --out.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or html.")] = "markdown",
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write to FILE (Markdown plots go next to it).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write to FILE (plots next to it).")] = None,
 ) -> None:
     """Render a run as a readable Markdown or HTML report, with a plot of each sweep."""
     from pathlib import Path

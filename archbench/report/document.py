@@ -108,11 +108,9 @@ def _markdown(document: RunDocument, out: Path | None) -> str:
             if out is None:
                 break
             target = out.parent / f"{out.stem}_plots" / f"{_slug(sweep.title)}.png"
-            written = _plot(sweep, target)
-            if written:
-                parts += [f"### {sweep.title}", "", f"![{sweep.title}]({target.relative_to(out.parent).as_posix()})", ""]
-            else:
-                parts += [f"### {sweep.title}", "", "_nothing to plot: no point of this sweep was measured_", ""]
+            link = target.relative_to(out.parent).as_posix()
+            shown = f"![{sweep.title}]({link})" if _plot(sweep, target) else "_nothing to plot: no point was measured_"
+            parts += [f"### {sweep.title}", "", shown, ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
