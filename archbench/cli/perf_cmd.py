@@ -35,6 +35,7 @@ def latency_command(
     The peak is the FLOP/s of a large matmul at the same dtype, device and threads, measured once per run (env.peak_flops_s).
     """
     import torch
+    from rich.console import Console
 
     from archbench.errors import UserError
     from archbench.measure.latency import count_macs, measure_latency
@@ -52,25 +53,34 @@ def latency_command(
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
-    peak = measure_peak_flops(device, dtype, threads)
+    console = Console(stderr=True)  # progress line on stderr; the document goes to stdout
+    with console.status(f"timing a {matmul_size(device)}² matmul for the peak FLOP/s"):
+        peak = measure_peak_flops(device, dtype, threads)
     records = []
-    for meta in metas:
-        built, failure = _build(meta, device, batch, seq, shape, dtype)
-        if failure:
-            records.append(failure)
-            continue
-        macs, mac_warnings = count_macs(built)
-        measured = measure_latency(built, threads=threads, min_time=min_time, compile=compile, macs=macs,
-                                   peak_flops=peak)
-        by_metric = {r.metric: r for r in measured}
-        by_metric.get("achieved_flops_s", by_metric["latency_s"]).warnings.extend(mac_warnings)
-        records += measured
-        del built  # free this model's memory before the next one is built
+    try:
+        for meta in metas:
+            built, failure = _build(meta, device, batch, seq, shape, dtype)
+            if failure:
+                records.append(failure)
+                continue
+            macs, mac_warnings = count_macs(meta)  # counted on the meta device: no second forward
+            with console.status(f"timing {meta.spec}" + (" (compiling first)" if compile else "")):
+                measured = measure_latency(built, threads=threads, min_time=min_time, compile=compile, macs=macs,
+                                           peak_flops=peak)
+            by_metric = {r.metric: r for r in measured}
+            by_metric.get("achieved_flops_s", by_metric["latency_s"]).warnings.extend(mac_warnings)
+            records += measured
+            del built  # free this model's memory before the next one is built
+    except KeyboardInterrupt:
+        interrupted = True
+    else:
+        interrupted = False
     n = matmul_size(device)
-    title = (f"forward latency on {device} ({dtype}, {threads} threads, batch {batch}; "
+    title = (f"forward latency on {device} ({dtype}, {threads} thread{'s' if threads > 1 else ''}, batch {batch}; "
              f"matmul peak {peak / 1e9:.1f} GFLOP/s)")
     finish(records, fmt, out, title, device=device, dtype=dtype, threads=threads, peak_flops_s=peak,
            peak_measured_with=f"torch.mm of two {n}x{n} {dtype} matrices (2*n^3 FLOP per call), median")
+    _exit_if_interrupted(interrupted)
 
 
 @app.command("memory")
@@ -90,6 +100,8 @@ def memory_command(
 
     CPU: peak resident set over the loaded model and inputs; CUDA: max_memory_allocated.
     """
+    from rich.console import Console
+
     from archbench.errors import UserError
     from archbench.measure.memory import measure_memory
     from archbench.models import check_device
@@ -101,11 +113,25 @@ def memory_command(
     shape = parse_input(input)
     metas = _validate(models, batch, seq, shape, dtype)
     records = []
-    for meta in metas:
-        records += measure_memory(meta.spec, batch=batch, seq=seq, input_shape=shape, device=device, dtype=dtype,
-                                  timeout_s=timeout)
+    try:
+        for meta in metas:
+            with Console(stderr=True).status(f"measuring {meta.spec} in a fresh process"):
+                records += measure_memory(meta.spec, batch=batch, seq=seq, input_shape=shape, device=device,
+                                          dtype=dtype, timeout_s=timeout)
+    except KeyboardInterrupt:
+        interrupted = True
+    else:
+        interrupted = False
     title = f"forward peak memory on {device} ({dtype}, batch {batch})"
     finish(records, fmt, out, title, device=device, dtype=dtype)
+    _exit_if_interrupted(interrupted)
+
+
+def _exit_if_interrupted(interrupted: bool) -> None:
+    """After Ctrl-C the models finished so far have been rendered; say so and exit 130."""
+    if interrupted:
+        typer.echo("interrupted: the models above were measured, the rest were not", err=True)
+        raise typer.Exit(130)
 
 
 def _validate(models: list[str], batch: int, seq, shape, dtype: str) -> list:

@@ -85,23 +85,22 @@ def measure_latency(
 
 
 def count_macs(built: BuiltModel) -> tuple[int | None, list[str]]:
-    """The model's MACs per forward at its input point (archbench.measure.flops) and the counter's warnings.
+    """The model's MACs per forward at its input point (archbench.measure.flops) and what the reader must know.
 
-    When counting is not possible the MACs are None and the warning says why, so the achieved
-    FLOP/s rows are missing visibly rather than silently.
+    ``built`` may be on the meta device (nothing is run then). When counting fails the MACs are
+    None and the warning says why, so the achieved FLOP/s rows are missing visibly. Ops without
+    a formula make the achieved FLOP/s a lower bound, and the warning says which.
     """
-    try:
-        from archbench.measure.flops import count_flops
-    except ImportError:
-        return None, ["MACs not counted (archbench.measure.flops is not available): no achieved FLOP/s"]
+    from archbench.measure.flops import count_flops
+
     try:
         count = count_flops(built)
     except Exception as exc:  # an op the counter cannot trace: the latency still stands
         return None, [f"MACs not counted ({_describe(exc)}): no achieved FLOP/s"]
-    warnings = list(count.warnings)
-    if count.uncounted:
-        warnings.append("achieved FLOP/s is a lower bound: uncounted ops " + ", ".join(sorted(count.uncounted)))
-    return count.macs, warnings
+    if count.significant_uncounted:
+        ops = ", ".join(sorted(count.significant_uncounted))
+        return count.macs, [f"achieved FLOP/s is a lower bound: no MAC formula for {ops}"]
+    return count.macs, []
 
 
 def benchmark_timer():
