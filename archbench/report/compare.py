@@ -350,7 +350,8 @@ def _describe_size(change: Change) -> str:
     delta = change.current - change.baseline
     sign = "+" if delta > 0 else ""
     absolute = f"{sign}{format_value(delta)}" if isinstance(delta, int) else f"{sign}{delta:.4g}"
-    return f"{absolute} ({change.relative:+.2%})"
+    percent = 100 * change.relative
+    return f"{absolute} ({percent:+.2f}%)" if abs(percent) >= 0.01 or percent == 0 else f"{absolute} ({percent:+.2g}%)"
 
 
 def to_markdown(comparison: Comparison, title: str = "archbench compare") -> str:
