@@ -251,3 +251,14 @@ def test_derived_floats_compare_up_to_round_off():
     assert compare_runs(base, same).changes == []
     same.records[0].value = 1.1181
     assert statuses(compare_runs(base, same)) == [("changed", "sweep", "macs_exponent")]
+
+
+def test_a_case_whose_model_changed_compares_its_figures():
+    def deeper(records):
+        for r in records:
+            if r.case == "lstm":
+                r.model, r.value = "lstm:layers=2", 2_101_248 + 2_101_248  # a second layer with input = hidden
+
+    comparison = compare_runs(baseline(), current(deeper))
+    assert statuses(comparison) == [("changed", "lstm", "params")]
+    assert comparison.changes[0].note == "model lstm -> lstm:layers=2"

@@ -1,6 +1,6 @@
 """Compare two run documents the way a CI gate needs: exact for counts, statistical for timings.
 
-Figures are matched by :meth:`Record.key` (case, claim, model, metric, input point).
+Figures are matched by :func:`figure_key` (case or model, claim, metric, input point).
 
 - Deterministic figures (params, buffers, macs, flops, other_flops, analytic bytes...) must be
   equal (integers exactly, derived floats such as fitted exponents up to round-off): any
@@ -149,7 +149,8 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
             if _equal(before.value, after.value):
                 unchanged += 1
             else:
-                changes.append(_change("changed", after, before.value, after.value))
+                note = f"model {before.model} -> {after.model}" if before.model != after.model else ""
+                changes.append(_change("changed", after, before.value, after.value, note=note))
             continue
         if not comparable:
             not_comparable += 1
@@ -187,13 +188,23 @@ def _one_sided(records: list[Record], other_run: list[Record], status: str) -> l
     return changes
 
 
+def figure_key(record: Record, metric: str | None = None) -> tuple:
+    """What identifies a figure across runs: its case (else its model), claim, metric and input point.
+
+    Within a suite case the model spec may change between runs (that is what a PR does);
+    the figure is still the same one, and a different value is a change.
+    """
+    model = record.model if record.case is None else None
+    return (record.case, record.claim, model, metric or record.metric, json.dumps(record.point, sort_keys=True))
+
+
 def _by_key(records: list[Record]) -> dict[tuple, Record]:
-    return {record.key(): record for record in records}
+    return {figure_key(record): record for record in records}
 
 
 def _site(record: Record) -> tuple:
-    """Where a record was measured: case, claim, model and point (its key without the metric)."""
-    key = record.key()
+    """Where a record was measured: its figure key without the metric."""
+    key = figure_key(record)
     return key[:3] + key[4:]
 
 
@@ -264,8 +275,7 @@ def _samples(record: Record, records: dict[tuple, Record]) -> list[float] | None
     """The raw per-call times behind a timing: its own, or those of the ``latency_s`` record it derives from."""
     samples = record.details.get("samples")
     if not samples and record.metric != "latency_s":
-        key = record.key()
-        sibling = records.get(key[:3] + ("latency_s",) + key[4:])
+        sibling = records.get(figure_key(record, "latency_s"))
         samples = sibling.details.get("samples") if sibling else None
     return list(samples) if samples else None
 
