@@ -204,6 +204,13 @@ def test_malformed_thresholds(bad):
         parse_thresholds([bad])
 
 
+def test_thresholds_only_for_noisy_figures():
+    with pytest.raises(UserError, match="'params' would be compared exactly"):
+        parse_thresholds(["params=1%"])
+    with pytest.raises(UserError, match="would be compared exactly"):
+        parse_thresholds(["lantency=10%"])  # a typo is not silently ignored
+
+
 def test_thresholds_in_percent_or_fraction():
     assert parse_thresholds(["latency=5%", "peak_memory_bytes=0.2"]) == {
         "latency": 0.05, "memory": 0.10, "peak_memory_bytes": 0.2}

@@ -63,6 +63,9 @@ def parse_thresholds(items: list[str]) -> dict[str, float]:
             value = -1.0
         if not eq or not key or value < 0 or math.isnan(value):
             raise UserError(f"malformed --threshold {item!r}: expected NAME=PERCENT, e.g. latency=10%")
+        if key not in DEFAULT_THRESHOLDS and metric_kind(key) == "deterministic":
+            raise UserError(f"--threshold {item!r}: thresholds apply to latency, memory or a timing/memory metric; "
+                            f"{key!r} would be compared exactly")
         thresholds[key] = value
     return thresholds
 
