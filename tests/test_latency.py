@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from archbench.errors import UserError
 from archbench.measure.latency import measure_latency
 from archbench.measure.peak import measure_peak_flops
 from archbench.models import build_model
@@ -75,6 +76,11 @@ def test_compile_failure_is_a_record_with_error(monkeypatch):
     records = _by_metric(measure_latency(build_model("mlp"), min_time=0.05, compile=True))
     assert records["compile_time_s"].error == "torch.compile failed: RuntimeError: no C++ compiler"
     assert records["latency_s"].value is None and records["latency_s"].error
+
+
+def test_meta_device_is_refused():
+    with pytest.raises(UserError, match="needs a real device"):
+        measure_latency(build_model("mlp", device="meta"))
 
 
 def test_peak_flops_is_measured_once_and_is_plausible():

@@ -106,6 +106,8 @@ def test_worker_failure_comes_back_as_error():
 def test_bad_requests_raise_user_error():
     with pytest.raises(UserError):
         measure_memory("no-such-model")
+    with pytest.raises(UserError, match="needs a real device"):
+        measure_memory("mlp", device="meta")
     if not __import__("torch").cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             measure_memory("mlp", device="cuda")

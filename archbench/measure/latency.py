@@ -34,6 +34,10 @@ def measure_latency(
     """Time ``built``'s forward pass in inference mode; a failure becomes a ``latency_s`` record with ``error``."""
     import torch
 
+    from archbench.errors import UserError
+
+    if built.device == "meta":
+        raise UserError(f"{built.spec}: latency needs a real device (cpu or cuda); the meta device computes nothing")
     threads = threads or torch.get_num_threads()
     point = dict(built.point)
     records: list[Record] = []

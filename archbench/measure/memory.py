@@ -43,9 +43,12 @@ def measure_memory(
 
     A bad spec or an unavailable device raises UserError before any process starts.
     """
+    from archbench.errors import UserError
     from archbench.models import build_model, check_device
 
     check_device(device)
+    if device == "meta":
+        raise UserError(f"{spec}: memory needs a real device (cpu or cuda); the meta device allocates nothing")
     built = build_model(spec, device="meta", batch=batch, seq=seq, input_shape=input_shape, dtype=dtype)
     request = {"spec": built.spec, "batch": batch, "seq": seq, "input_shape": list(input_shape) if input_shape else None,
                "device": device, "dtype": dtype}
