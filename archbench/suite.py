@@ -167,14 +167,22 @@ class _Reader:
         if not isinstance(node, self.yaml.MappingNode):
             raise self.error(node, key, f"expected a mapping, got {self._kind(node)}")
         allowed = (*required, *optional)
+        own = {id(key_node) for key_node, _ in node.value}
+        try:
+            self.constructor.flatten_mapping(node)  # YAML merge keys (<<: *defaults), as safe_load does
+        except self.yaml.YAMLError as exc:
+            raise self.error(node, key, f"{getattr(exc, 'problem', None) or exc}") from None
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        own_names: set[str] = set()
+        for key_node, value_node in node.value:  # merged keys first, so the mapping's own keys override them
             name = self.construct(key_node, key)
             where = f"{key}.{name}" if key != "suite" else str(name)
             if name not in allowed:
                 raise self.error(key_node, where, f"unknown key; expected one of {', '.join(allowed)}")
-            if name in result:
+            if name in own_names:
                 raise self.error(key_node, where, "key given twice")
+            if id(key_node) in own:
+                own_names.add(name)
             result[name] = value_node
         for name in required:
             if name not in result:

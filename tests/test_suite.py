@@ -51,6 +51,19 @@ def test_a_good_suite_is_typed(tmp_path):
     assert [c.line for c in suite.cases] == [4, 6, 11, 14]
 
 
+def test_anchors_and_merge_keys_work_as_in_safe_load(tmp_path):
+    text = """
+        cases:
+          - &timed {model: lenet5, metrics: [params, latency], min_time: 0.5}
+          - <<: *timed
+            model: mlp
+            min_time: 2.0
+    """
+    first, second = load_suite(write(tmp_path, text)).cases
+    assert (first.model, first.metrics, first.settings.min_time) == ("lenet5", ("params", "latency"), 0.5)
+    assert (second.model, second.metrics, second.settings.min_time) == ("mlp", ("params", "latency"), 2.0)
+
+
 def test_suite_name_defaults_to_the_file_stem(tmp_path):
     suite = load_suite(write(tmp_path, "cases:\n  - {model: lenet5, metrics: [params]}\n", name="nightly.yaml"))
     assert suite.name == "nightly"
