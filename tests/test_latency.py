@@ -35,6 +35,13 @@ def test_latency_statistics_come_from_the_raw_samples():
     assert achieved.unit == "FLOP/s"
     assert achieved.value == pytest.approx(2 * 4 * 268_800 / latency.value)
     assert records["peak_fraction"].value == pytest.approx(achieved.value / 1e11)
+    assert records["peak_fraction"].warnings == []
+
+
+def test_fraction_above_the_peak_is_a_warning():
+    built = build_model("mlp")
+    fraction = _by_metric(measure_latency(built, min_time=0.05, macs=268_800, peak_flops=1.0))["peak_fraction"]
+    assert fraction.value > 1 and "the peak is not this machine's limit" in fraction.warnings[0]
 
 
 class _Slower(torch.nn.Module):
