@@ -154,7 +154,8 @@ def _compile(built: BuiltModel, args: tuple, kwargs: dict):
         return built.module, Record(built.spec, "compile_time_s", None, "s", point,
                                     error=f"torch.compile failed: {_describe(exc)}")
     return compiled, Record(built.spec, "compile_time_s", seconds, "s", point,
-                            details={"what": "first call of the torch.compile'd module, compilation included"})
+                            details={"what": "first call of the torch.compile'd module, compilation included "
+                                             "(inductor's on-disk cache makes repeat runs shorter)"})
 
 
 def _describe(exc: BaseException) -> str:
