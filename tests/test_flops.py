@@ -193,6 +193,29 @@ def test_uncounted_ops_reach_the_record(engine):
     assert any("fft" in op for op in macs.details["significant_uncounted"])
 
 
+def test_untraceable_model_falls_back_to_dispatch_under_auto():
+    class Labelled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 4)
+
+        def forward(self, x):
+            return [self.proj(x), [1, 2]]  # jit tracing refuses a constant in the output
+
+    built = custom(Labelled(), (3, 8))
+    count = count_flops(built)
+    assert (count.engine, count.macs) == ("dispatch", 3 * 8 * 4)
+    assert any("fvcore could not trace" in w for w in count.warnings)
+    with pytest.raises(UserError, match="use --engine dispatch"):
+        count_flops(built, engine="fvcore")
+
+
+def test_batch_multiplies_the_count():
+    for spec in ("transformer:layers=1", "lstm:input=16,hidden=16"):
+        one, three = (count_flops(build_model(spec, seq=32, batch=b)).macs for b in (1, 3))
+        assert three == 3 * one
+
+
 def test_position_table_warning_is_carried():
     records = flop_records(build_model("bert-base:num_hidden_layers=1", device="meta", seq=600))
     assert any("position table was extended" in w for w in records[0].warnings)

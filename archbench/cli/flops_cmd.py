@@ -56,7 +56,7 @@ def flops_command(
     shape = parse_input(input)
     if device == "auto":
         device = _auto_device(model, batch, shape, seq)
-    built = build_model(model, device=device, batch=batch, input_shape=shape, seq=seq, train=backward)
+    built = _build(model, device, batch=batch, input_shape=shape, seq=seq, train=backward)
     records = flop_records(built, backward=backward, by=by, depth=depth, engine=engine)
     details = records[0].details
     title = f"{built.spec}: MACs and FLOPs ({details['pass']}, {details['engine']} engine, {device})"
@@ -68,10 +68,32 @@ def flops_command(
         raise typer.Exit(1)
 
 
+def _build(model: str, device: str, **options):
+    """build_model, with a builder's own failure (e.g. an init that cannot run on meta) as one clear line."""
+    from archbench.errors import UserError
+    from archbench.models import build_model
+
+    try:
+        return build_model(model, device=device, **options)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{model} could not be built on {device}: {type(exc).__name__}: {exc}") from None
+
+
 def _auto_device(model: str, batch: int, shape, seq) -> str:
-    """cpu, or meta for models above :data:`LARGE_MODEL_PARAMS` parameters (counted without allocating them)."""
+    """cpu, or meta for models above :data:`LARGE_MODEL_PARAMS` parameters (counted without allocating them).
+
+    A model whose builder cannot run on meta is counted on cpu.
+    """
+    from archbench.errors import UserError
     from archbench.measure.params import count_params
     from archbench.models import build_model
 
-    skeleton = build_model(model, device="meta", batch=batch, input_shape=shape, seq=seq)
+    try:
+        skeleton = build_model(model, device="meta", batch=batch, input_shape=shape, seq=seq)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001  (a builder that cannot run on meta: count on cpu)
+        return "cpu"
     return "meta" if count_params(skeleton.module).total > LARGE_MODEL_PARAMS else "cpu"

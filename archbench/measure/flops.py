@@ -152,9 +152,20 @@ def choose_engine(built: BuiltModel, engine: str = "auto", backward: bool = Fals
 def count_flops(built: BuiltModel, *, backward: bool = False, engine: str = "auto") -> FlopCount:
     """Count the MACs of one forward pass of ``built`` on its example input (forward + backward with ``backward``)."""
     chosen = choose_engine(built, engine, backward)
-    result = _count_fvcore(built) if chosen == "fvcore" else _count_dispatch(built, backward)
+    notes: list[str] = []
+    if chosen == "fvcore":
+        try:
+            result = _count_fvcore(built)
+        except Exception as exc:  # jit tracing failed: a clear line, or the dispatch engine under "auto"
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+            if engine == "fvcore":
+                raise UserError(f"fvcore could not trace {built.spec} ({reason}); use --engine dispatch") from None
+            notes.append(f"fvcore could not trace the model ({reason}); counted with the dispatch engine")
+            chosen, result = "dispatch", _count_dispatch(built, backward)
+    else:
+        result = _count_dispatch(built, backward)
     result.engine = chosen
-    result.warnings = list(built.warnings) + _uncounted_warnings(result)
+    result.warnings = list(built.warnings) + notes + _uncounted_warnings(result)
     return result
 
 
