@@ -53,11 +53,12 @@ def run_command(
 
 
 def _with_progress(work) -> None:
-    """Run ``work(progress)`` under a transient rich progress bar on stderr."""
+    """Run ``work(progress)`` under a transient rich progress bar on stderr (none when stderr is not a terminal)."""
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("starting", total=None)
 
         def progress(done: int, total: int, description: str) -> None:
