@@ -256,3 +256,13 @@ def test_meta_device_case_reports_latency_as_an_error(tmp_path):
     assert len(latency) == 1 and "meta device" in latency[0].error
     # the default mlp: 784 -> 256 -> 256 -> 10, weights and biases
     assert next(r.value for r in document.records if r.metric == "params") == 785 * 256 + 257 * 256 + 257 * 10
+
+
+def test_a_cuda_suite_without_a_gpu_is_refused_with_its_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    path = write(tmp_path, "cases:\n  - model: lenet5\n    device: cuda\n    metrics: [latency]\n")
+    with pytest.raises(UserError, match=r":3: cases\[0\].device: .*no CUDA GPU is available"):
+        load_suite(path)
