@@ -138,6 +138,16 @@ def test_engines_agree(spec, seq):
     assert not fvcore.uncounted and not dispatch.uncounted
 
 
+@pytest.mark.parametrize("spec,depth", [("resnet18", None), ("transformer:layers=2", 2)])
+def test_engines_agree_per_module(spec, depth):
+    """Fused kernels (PyTorch's fast path) are attributed to the layer that calls them, so compare above them."""
+    built = build_model(spec, seq=32 if "transformer" in spec else None)
+    fvcore, dispatch = (count_flops(built, engine=e).by_module for e in ("fvcore", "dispatch"))
+    shallow = lambda table: {m: v for m, v in table.items() if depth is None or m.count(".") < depth}  # noqa: E731
+    assert shallow(fvcore) == shallow(dispatch)
+    assert dispatch["layers" if depth else "layer1"] > 0  # containers that never run forward themselves
+
+
 def test_engines_agree_on_einsum_and_transposed_conv():
     class Chain(nn.Module):
         def __init__(self):

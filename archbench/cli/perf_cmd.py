@@ -79,7 +79,7 @@ def latency_command(
     title = (f"forward latency on {device} ({dtype}, {threads} thread{'s' if threads > 1 else ''}, batch {batch}; "
              f"matmul peak {peak / 1e9:.1f} GFLOP/s)")
     finish(records, fmt, out, title, device=device, dtype=dtype, threads=threads, peak_flops_s=peak,
-           peak_measured_with=f"torch.mm of two {n}x{n} {dtype} matrices (2*n^3 FLOP per call), median")
+           peak_measured_with=f"torch.mm of two {n}x{n} {dtype} matrices (2*n^3 FLOP per call), fastest sample")
     _exit_if_interrupted(interrupted)
 
 

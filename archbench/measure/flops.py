@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from archbench.errors import UserError
 from archbench.measure import formulas
+from archbench.measure.params import module_depth
 from archbench.models.build import BuiltModel
 from archbench.results.record import Record
 
@@ -178,8 +179,8 @@ def flop_records(built: BuiltModel, *, backward: bool = False, by: str | None = 
     count = count_flops(built, backward=backward, engine=engine)
     point = dict(built.point)
     details: dict[str, Any] = {"engine": count.engine, "pass": "forward+backward" if backward else "forward"}
-    if any("attention" in base_name(op) for op in count.by_operator):
-        details["attention"] = ATTENTION_NOTE
+    if any(name in base_name(op) for op in count.by_operator for name in ("attention", "transformer_encoder_layer")):
+        details["attention"] = ATTENTION_NOTE  # a fused attention kernel was counted
     if count.uncounted:
         details["uncounted_ops"] = dict(count.uncounted)
     if count.significant_uncounted:
@@ -192,7 +193,7 @@ def flop_records(built: BuiltModel, *, backward: bool = False, by: str | None = 
     ]
     if by == "module":
         for name, macs in count.by_module.items():
-            if name and (depth is None or name.count(".") + 1 <= depth):
+            if name and (depth is None or module_depth(name) <= depth):
                 records.append(Record(built.spec, "macs", macs, "MAC", {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
@@ -313,7 +314,8 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
                 module(*args, **kwargs)
     counts = counter.get_flop_counts()
     by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
-    by_module = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
+    tracked = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
+    by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name, _ in module.named_modules()}
     return FlopCount(
         macs=sum(by_operator.values()),
         other_flops=sum(other.values()),
@@ -323,6 +325,13 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
         uncounted_modules={op: list(mods) for op, mods in where.items()},
         other_by_operator=dict(other),
     )
+
+
+def _untracked_total(name: str, tracked: dict[str, int]) -> int:
+    """MACs of a module that never ran forward itself (a ModuleList): the sum of its outermost tracked descendants."""
+    inside = [child for child in tracked if child.startswith(name + ".")]
+    outermost = [c for c in inside if not any(c.startswith(other + ".") for other in inside)]
+    return sum(tracked[c] for c in outermost)
 
 
 def _largest_numel(value) -> int:
