@@ -122,15 +122,30 @@ def _flops(case: Case, earlier: list[Record]) -> list[Record]:
 
 
 def _latency(case: Case, earlier: list[Record]) -> list[Record]:
-    """Timed forward passes on the case's device; the case's MACs, when measured first, give achieved FLOP/s."""
+    """Timed forward passes on the case's device.
+
+    When the case measured its MACs first, they give the achieved FLOP/s and its fraction of
+    the machine's matmul peak (measured once per device, dtype and threads).
+    """
     from archbench.errors import UserError
     from archbench.measure.latency import measure_latency
+    from archbench.measure.peak import measure_peak_flops
 
-    if case.settings.device == "meta":
+    settings = case.settings
+    if settings.device == "meta":
         raise UserError("latency cannot be measured on the meta device; give device: cpu or cuda")
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None and "module" not in r.point), None)
-    return measure_latency(_build(case, case.settings.device), threads=case.settings.threads,
-                           min_time=case.settings.min_time, macs=macs)
+    peak, peak_warning = None, None
+    if macs is not None:
+        try:
+            peak = measure_peak_flops(settings.device, settings.dtype, settings.threads)
+        except Exception as exc:  # the figure goes without its peak fraction, and says why
+            peak_warning = f"no peak_fraction: the matmul peak could not be measured ({type(exc).__name__}: {exc})"
+    records = measure_latency(_build(case, settings.device), threads=settings.threads, min_time=settings.min_time,
+                              macs=macs, peak_flops=peak)
+    if peak_warning:
+        records[0].warnings.append(peak_warning)
+    return records
 
 
 def _memory(case: Case, earlier: list[Record]) -> list[Record]:

@@ -266,3 +266,15 @@ def test_a_cuda_suite_without_a_gpu_is_refused_with_its_line(tmp_path):
     path = write(tmp_path, "cases:\n  - model: lenet5\n    device: cuda\n    metrics: [latency]\n")
     with pytest.raises(UserError, match=r":3: cases\[0\].device: .*no CUDA GPU is available"):
         load_suite(path)
+
+
+def test_a_latency_case_after_its_flops_reports_the_peak_fraction(tmp_path):
+    text = "defaults: {threads: 1, min_time: 0.05}\ncases:\n  - {model: mlp, metrics: [flops, latency]}\n"
+    suite = load_suite(write(tmp_path, text))
+    figures = {r.metric: r for r in _run(suite, suite.cases).records}
+    assert figures["macs"].value == 784 * 256 + 256 * 256 + 256 * 10  # the default mlp's three matmuls
+    latency = figures["latency_s"].value
+    achieved = figures["achieved_flops_s"].value
+    assert achieved == pytest.approx(2 * figures["macs"].value / latency)
+    peak = figures["peak_fraction"].details["peak_flops_s"]
+    assert figures["peak_fraction"].value == pytest.approx(achieved / peak)
