@@ -34,9 +34,9 @@ def flops_command(
 ) -> None:
     """Count MACs (multiply-accumulates) and FLOPs (= 2 x MACs) of one forward pass; other work apart.
 
-    macs covers linear, conv, matmul/einsum, attention and recurrent weights (the convention of
-    published tables); other_flops is bias, normalisation, softmax, activation and pooling work,
-    best effort. Every op without a formula is listed as a warning.
+    macs covers linear, conv, matmul/einsum, attention (full L×S, causal included) and recurrent weights, the convention of published tables; other_flops is bias, normalisation, softmax, activation and pooling work, best effort.
+
+    Every op without a formula is listed as a warning; --strict fails on those not known to be negligible.
     """
     from archbench.errors import UserError
     from archbench.measure.flops import ENGINES, flop_records

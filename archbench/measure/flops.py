@@ -207,7 +207,8 @@ def _uncounted_warnings(count: FlopCount) -> list[str]:
         where = count.uncounted_modules.get(op, [])
         place = f" in {', '.join(where[:3])}{', ...' if len(where) > 3 else ''}" if where else ""
         kind = "no formula" if op in count.significant_uncounted else "known negligible"
-        warnings.append(f"uncounted op {op} ({calls} calls{place}): {kind}, its work is not in macs")
+        warnings.append(f"uncounted op {op} ({calls} call{'' if calls == 1 else 's'}{place}): {kind}, "
+                        f"its work is not in macs")
     return warnings
 
 
