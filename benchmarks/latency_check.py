@@ -58,7 +58,7 @@ def main() -> int:
     a, b = statistics.median(direct), statistics.median(cli)
     difference = abs(b - a) / a
     print(f"median of medians: direct {a * 1e3:.2f} ms, archbench {b * 1e3:.2f} ms, difference {difference:.1%} "
-          f"(tolerance {args.tolerance:.0%}, {args.threads} threads, min time {args.min_time:g} s)")
+          f"(tolerance {args.tolerance:.0%}, threads {args.threads}, min time {args.min_time:g} s)")
     return 0 if difference <= args.tolerance else 1
 
 

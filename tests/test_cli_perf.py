@@ -35,6 +35,14 @@ def test_latency_json_document(cli, tmp_path):
         assert record["details"]["samples"] and record["details"]["threads"] == 1
 
 
+def test_model_too_big_for_memory_is_a_row_not_an_allocation(cli):
+    result = cli("latency", "gpt3-175b", "--seq", "8", "--threads", "1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)["records"]
+    assert record["metric"] == "latency_s" and record["value"] is None
+    assert record["error"].startswith("weights need ") and "not built" in record["error"]
+
+
 def test_memory_json_document(cli):
     result = cli("memory", "mlp", "--batch", "2", "--format", "json")
     assert result.exit_code == 0, result.output
