@@ -75,6 +75,8 @@ def _build(options: dict, device: str):
 def profile(definition: dict, context: Context) -> Measured:
     """Params (with ``without`` variants), MACs, latency, memory, published figures and attributes of models.
 
+    ``published`` reads torchvision's own table (for torchvision models; others have none).
+
     ``models`` maps an alias to a spec or to ``{model, seq, input, without: {variant: [module
     prefixes]}, attributes: {name: dotted.attribute}}``; ``metrics`` lists what to measure.
     """
@@ -99,8 +101,8 @@ def profile(definition: dict, context: Context) -> Measured:
             out.add(f"{alias}.{name}", _attribute(built.module, path), "", spec, point, attribute=path)
         if "macs" in metrics:
             _macs(out, alias, built)
-        if "published" in metrics:
-            _published(out, alias, options["model"], spec, point)
+        if "published" in metrics and built.entry.source == "torchvision":
+            _published(out, alias, built.entry.name, spec, point)
         if "latency" in metrics:
             _latency(out, alias, options, context)
         if "memory" in metrics:
@@ -420,10 +422,11 @@ def sweep(definition: dict, context: Context) -> Measured:
                 out.figures[f"{metric}_exponent.{alias}"] = found[(spec, f"{metric}_exponent", None)]
             if (spec, f"{metric}_local_exponent", values[-1]) in found:
                 out.figures[f"{metric}_local_exponent.{alias}"] = found[(spec, f"{metric}_local_exponent", values[-1])]
-    first, second = list(models.values())[:2]
-    for r in records:
-        if r.model == f"{first} vs {second}" and r.metric.endswith("_crossover") and r.error is None:
-            out.figures[r.metric] = r.value
+    if len(models) >= 2:
+        first, second = list(models.values())[:2]
+        for r in records:
+            if r.model == f"{first} vs {second}" and r.metric.endswith("_crossover") and r.error is None:
+                out.figures[r.metric] = r.value
     return out
 
 

@@ -81,14 +81,24 @@ def markdown(document: RunDocument, outcomes: list[ClaimOutcome], plots: dict[st
     return "\n".join(parts).rstrip() + "\n"
 
 
+_TABLE_HIDDEN = ("flops", "other_flops", "throughput_items_s", "weights_bytes", "peak_fraction")
+"""Per-point metrics left out of the Markdown tables (in the CSV/JSON all the same)."""
+
+
 def table_markdown(outcome: ClaimOutcome) -> str:
-    """A claim's measurement records as a wide table (metrics as columns), without the verdict row."""
+    """A claim's figures as tables: per point (metrics as columns), then the fitted exponents and crossovers."""
     from archbench.report.render import format_value, wide_frame
 
-    records = [r for r in outcome.records if r.metric != "verdict" and r.value is not None and not isinstance(r.value, list)]
-    frame = wide_frame(records).drop(columns=["claim", "verdict"], errors="ignore")
-    frame = frame.dropna(axis=1, how="all").map(format_value)
-    return frame.to_markdown(index=False)
+    records = [r for r in outcome.records if r.metric != "verdict" and r.value is not None
+               and not isinstance(r.value, list) and r.metric not in _TABLE_HIDDEN]
+    summary = [r for r in records if r.metric.endswith(("_exponent", "_crossover"))]
+    points = [r for r in records if r not in summary]
+    parts = []
+    for chosen in (points, [r for r in summary if not r.metric.endswith("_local_exponent")]):
+        if chosen:
+            frame = wide_frame(chosen).drop(columns=["claim", "verdict"], errors="ignore")
+            parts.append(frame.dropna(axis=1, how="all").map(format_value).to_markdown(index=False))
+    return "\n\n".join(parts)
 
 
 def _cell(text: str) -> str:
