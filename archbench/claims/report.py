@@ -14,7 +14,7 @@ from archbench.claims.checks import CAVEAT, HOLDS, NOT_MEASURED, REFUTED
 from archbench.claims.runner import ClaimOutcome
 from archbench.results.record import RunDocument
 
-_ENV_SHOWN = ("device", "cpu", "cpu_count", "threads", "gpu", "cuda", "torch", "torchvision", "transformers", "fvcore",
+_ENV_SHOWN = ("device", "cpu", "cpu_count", "threads", "gpu", "torch", "torchvision", "transformers", "fvcore",
               "python", "platform", "archbench", "git_commit")
 _MARK = {HOLDS: "✅ holds", CAVEAT: "⚠️ holds with caveat", REFUTED: "❌ refuted", NOT_MEASURED: "⛔ not measured"}
 
@@ -53,6 +53,7 @@ def markdown(document: RunDocument, outcomes: list[ClaimOutcome], plots: dict[st
         "| measured on | |",
         "|---|---|",
         *(f"| {key} | {document.env[key]} |" for key in _ENV_SHOWN if document.env.get(key) is not None),
+        *([] if document.env.get("gpu") else ["| gpu | none: no CUDA device, so GPU figures are not measured |"]),
         "",
         "## Verdicts",
         "",
