@@ -1,6 +1,5 @@
 """Memory: the fresh-process peak RSS against allocations of known size, analytic sizes by hand, failures as rows."""
 
-import json
 import os
 import subprocess
 import sys
