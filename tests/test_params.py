@@ -63,7 +63,7 @@ def test_lenet5_closed_form():
 def test_transformer_layer_closed_form_same_for_sdpa_and_naive():
     d, ff = 512, 2048
     layer = (3 * d * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d) + 2 * 2 * d
-    for attention in ("sdpa", "naive"):
+    for attention in ("sdpa", "naive", "torch"):
         built = build_model(f"transformer:layers=2,attention={attention}", device="meta")
         assert count_params(built.module).total == 2 * layer
 

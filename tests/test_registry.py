@@ -73,7 +73,7 @@ def test_overrides_of_input_seq_and_batch():
         ("lstm:hidden=abc", "expected an integer"),
         ("lstm:bidirectional=maybe", "expected true or false"),
         ("lstm:depth=3", "unknown option 'depth'"),
-        ("transformer:attention=linear", "expected one of sdpa, naive"),
+        ("transformer:attention=linear", "expected one of sdpa, naive, torch"),
         ("bert-base:not_a_field=1", "unknown option"),
         ("bert-base:num_attention_heads=7", "not a multiple"),
     ],

@@ -9,12 +9,18 @@ from torch import nn
 from torch.nn import functional as F
 
 
-class NaiveSelfAttention(nn.Module):
-    """Multi-head self-attention that materialises the T×T score matrix (matmul, softmax, matmul)."""
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with separate query, key, value and output projections.
 
-    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+    ``fused=True`` calls ``F.scaled_dot_product_attention``, which picks a fused kernel (flash,
+    memory-efficient, or the CPU flash kernel) that never holds the T×T scores;
+    ``fused=False`` materialises them with an explicit matmul, softmax and matmul.
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0, fused: bool = True):
         super().__init__()
         self.heads = heads
+        self.fused = fused
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
@@ -28,14 +34,16 @@ class NaiveSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(x)), self._split(self.v_proj(x))
-        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // self.heads)
-        weights = self.dropout(torch.softmax(scores, dim=-1))
-        context = torch.matmul(weights, v).transpose(1, 2).reshape(b, t, d)
-        return self.out_proj(context)
+        if self.fused:
+            context = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout.p if self.training else 0.0)
+        else:
+            scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+            context = torch.matmul(self.dropout(torch.softmax(scores, dim=-1)), v)
+        return self.out_proj(context.transpose(1, 2).reshape(b, t, d))
 
 
-class FusedSelfAttention(nn.Module):
-    """Self-attention through ``nn.MultiheadAttention`` (SDPA / PyTorch's fused fast path)."""
+class TorchSelfAttention(nn.Module):
+    """Self-attention through ``nn.MultiheadAttention`` (in eval without grad: PyTorch's fast path)."""
 
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
         super().__init__()
@@ -45,16 +53,17 @@ class FusedSelfAttention(nn.Module):
         return self.attn(x, x, x, need_weights=False)[0]
 
 
-class NaiveEncoderLayer(nn.Module):
-    """A post-norm Transformer encoder layer with :class:`NaiveSelfAttention`.
+class EncoderLayer(nn.Module):
+    """A Transformer encoder layer (ReLU feed-forward) around :class:`SelfAttention`.
 
-    Same parameters as ``nn.TransformerEncoderLayer(d_model, heads, ff)`` (ReLU feed-forward).
+    Same parameters as ``nn.TransformerEncoderLayer(d_model, heads, ff)``.
     """
 
-    def __init__(self, d_model: int, heads: int, ff: int, dropout: float = 0.1, norm_first: bool = False):
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float = 0.1, norm_first: bool = False,
+                 fused: bool = True):
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = NaiveSelfAttention(d_model, heads, dropout)
+        self.self_attn = SelfAttention(d_model, heads, dropout, fused)
         self.linear1 = nn.Linear(d_model, ff)
         self.linear2 = nn.Linear(ff, d_model)
         self.norm1 = nn.LayerNorm(d_model)
@@ -70,6 +79,19 @@ class NaiveEncoderLayer(nn.Module):
             return x + self._ff(self.norm2(x))
         x = self.norm1(x + self.dropout(self.self_attn(x)))
         return self.norm2(x + self._ff(x))
+
+
+class Encoder(nn.Module):
+    """A stack of encoder layers under ``.layers`` (the attribute name ``nn.TransformerEncoder`` uses)."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
 
 
 class InceptionModule(nn.Module):

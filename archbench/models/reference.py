@@ -77,30 +77,36 @@ def _check_attention(model: str, d_model: int, heads: int) -> None:
     require(d_model % heads == 0, f"{model}: d_model={d_model} is not divisible by heads={heads}")
 
 
+AttentionKind = Literal["sdpa", "naive", "torch"]
+
+
 @register("transformer", family="transformer", default_input=lambda o: _sequence(o["d_model"]))
 def transformer(d_model: int = 512, heads: int = 8, ff: int = 2048, layers: int = 6, dropout: float = 0.1,
-                attention: Literal["sdpa", "naive"] = "sdpa", norm_first: bool = False):
-    """Transformer encoder stack (base model of Vaswani et al.); sdpa: nn.TransformerEncoderLayer, naive: explicit T×T scores."""
+                attention: AttentionKind = "sdpa", norm_first: bool = False):
+    """Transformer encoder stack (base model of Vaswani et al.); attention: sdpa (fused), naive (explicit T×T), torch (nn.TransformerEncoderLayer)."""
     from torch import nn
 
-    from archbench.models.layers import NaiveEncoderLayer
+    from archbench.models.layers import Encoder, EncoderLayer
 
     _check_attention("transformer", d_model, heads)
     _positive("transformer", ff=ff, layers=layers)
     require(0.0 <= dropout < 1.0, f"option dropout={dropout} of transformer: must be in [0, 1)")
-    if attention == "naive":
-        return nn.Sequential(*(NaiveEncoderLayer(d_model, heads, ff, dropout, norm_first) for _ in range(layers)))
-    layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True, norm_first=norm_first)
-    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+    if attention == "torch":
+        layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True, norm_first=norm_first)
+        return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+    fused = attention == "sdpa"
+    return Encoder([EncoderLayer(d_model, heads, ff, dropout, norm_first, fused) for _ in range(layers)])
 
 
 @register("attention", family="transformer", default_input=lambda o: _sequence(o["d_model"]))
-def attention(d_model: int = 512, heads: int = 8, attention: Literal["sdpa", "naive"] = "sdpa"):
-    """One multi-head self-attention block (projections included)."""
-    from archbench.models.layers import FusedSelfAttention, NaiveSelfAttention
+def attention(d_model: int = 512, heads: int = 8, attention: AttentionKind = "sdpa"):
+    """One multi-head self-attention block (projections included); attention as for transformer."""
+    from archbench.models.layers import SelfAttention, TorchSelfAttention
 
     _check_attention("attention", d_model, heads)
-    return NaiveSelfAttention(d_model, heads) if attention == "naive" else FusedSelfAttention(d_model, heads)
+    if attention == "torch":
+        return TorchSelfAttention(d_model, heads)
+    return SelfAttention(d_model, heads, fused=attention == "sdpa")
 
 
 @register("lenet5", family="cnn", default_input=lambda o: _image(1, 32, 32))
