@@ -42,7 +42,7 @@ def custom(module, shape, device="cpu"):
 # ---------------------------------------------------------------- closed forms
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "naive"])
+@pytest.mark.parametrize("attention", ["sdpa", "naive", "torch"])
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("t,device", [(128, "cpu"), (1024, "cpu"), (128, "meta"), (1024, "meta"), (4096, "meta")])
 def test_transformer_layer_closed_form(t, device, attention, train):
@@ -125,8 +125,9 @@ def test_backward_closed_forms():
 
 
 @pytest.mark.parametrize("spec,seq", [
-    ("transformer:layers=2", 64), ("transformer:layers=2,attention=naive", 64), ("attention", 64),
-    ("attention:attention=naive", 64), ("lstm:layers=2", 32), ("gru:bidirectional=true", 32), ("rnn", 32),
+    ("transformer:layers=2", 64), ("transformer:layers=2,attention=naive", 64),
+    ("transformer:layers=2,attention=torch", 64), ("attention", 64), ("attention:attention=naive", 64),
+    ("attention:attention=torch", 64), ("lstm:layers=2", 32), ("gru:bidirectional=true", 32), ("rnn", 32),
     ("lenet5", None), ("inception-module", None), ("dwsep-conv", None), ("unet:base=8", None),
     ("resnet18", None), ("mobilenet_v2", None),
 ])
@@ -138,7 +139,7 @@ def test_engines_agree(spec, seq):
     assert not fvcore.uncounted and not dispatch.uncounted
 
 
-@pytest.mark.parametrize("spec,depth", [("resnet18", None), ("transformer:layers=2", 2)])
+@pytest.mark.parametrize("spec,depth", [("resnet18", None), ("transformer:layers=2,attention=torch", 2)])
 def test_engines_agree_per_module(spec, depth):
     """Fused kernels (PyTorch's fast path) are attributed to the layer that calls them, so compare above them."""
     built = build_model(spec, seq=32 if "transformer" in spec else None)
@@ -247,6 +248,16 @@ def test_records_units_and_breakdowns():
     assert modules["0"] == 6 * 28 * 28 * 25 and sum(modules.values()) == lenet
     operators = [r for r in flop_records(built, by="operator") if "operator" in r.point]
     assert sum(r.value for r in operators) == lenet
+
+
+def test_other_flops_inside_fused_kernels():
+    t, d, heads = 128, 512, 8
+    fused = count_flops(build_model("attention:attention=torch", seq=t), engine="dispatch")  # MHA's fast path
+    assert "aten._native_multi_head_attention" in fused.by_operator
+    assert fused.other_flops == 4 * t * d + 3 * heads * t * t  # four bias adds, softmax at 3 per score
+    for spec in ("attention:attention=torch", "transformer:layers=1,attention=torch"):  # fused against unfused (meta)
+        fast, ops = (count_flops(build_model(spec, seq=t, device=device)).other_flops for device in ("cpu", "meta"))
+        assert within(fast, ops, rel=0.2)
 
 
 def test_attention_counting_is_stated():

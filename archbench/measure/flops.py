@@ -68,6 +68,8 @@ OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
     ),
 }
 
+FUSED_ELEMENTWISE = "fused_elementwise"  # other_flops inside fused attention kernels, see fused_elementwise_flops
+
 # No arithmetic: views, copies, allocation, indexing and lookups (embedding), masks, random draws.
 DATA_MOVEMENT_OPS = frozenset(
     (
@@ -122,6 +124,22 @@ class FlopCount:
     def significant_uncounted(self) -> dict[str, int]:
         """Uncounted ops that are not on the documented list of negligible ones."""
         return {op: n for op, n in self.uncounted.items() if base_name(op) not in NEGLIGIBLE_OPS}
+
+
+def fused_elementwise_flops(op: str, query: tuple, key: tuple, heads: int = 1, feedforward: int = 0) -> int:
+    """Best-effort other FLOPs inside a fused attention kernel, where no op of its own reports them.
+
+    Softmax (3 per score) for scaled dot-product attention, whose query (..., L, E) already carries
+    its heads; plus the four projections' bias adds for ``_native_multi_head_attention`` (query and
+    key (B, L|S, E), ``heads`` heads); plus, for ``_transformer_encoder_layer_fwd``, the feed-forward's
+    bias adds and activation, two residual adds and two layer norms (5 per element).
+    """
+    rows, source, width = math.prod(query[:-1]), key[-2], query[-1]
+    if "transformer_encoder_layer" in op:
+        return fused_elementwise_flops("multi_head", query, key, heads) + rows * (2 * feedforward + 13 * width)
+    if "multi_head" in op:
+        return 3 * rows * heads * source + 2 * rows * width + 2 * math.prod(key)
+    return 3 * rows * source
 
 
 def base_name(op: str) -> str:
@@ -293,6 +311,13 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
             if packet in counter.flop_registry:
                 if name in ("addmm", "baddbmm", "addmv") or (name in ("convolution", "_convolution") and args[2] is not None):
                     other["bias"] += _largest_numel(out)
+                elif name == "_transformer_encoder_layer_fwd":
+                    other[FUSED_ELEMENTWISE] += fused_elementwise_flops(
+                        name, args[0].shape, args[0].shape, args[2], args[14].shape[0])
+                elif name == "_native_multi_head_attention":
+                    other[FUSED_ELEMENTWISE] += fused_elementwise_flops(name, args[0].shape, args[1].shape, args[4])
+                elif "attention" in name:
+                    other[FUSED_ELEMENTWISE] += fused_elementwise_flops(name, args[0].shape, args[1].shape)
             elif name in OTHER_FLOPS_PER_ELEMENT:
                 tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
                 other[name] += OTHER_FLOPS_PER_ELEMENT[name] * max((t.numel() for t in tensors), default=0)
@@ -430,8 +455,28 @@ def _jit_other(op: str) -> Callable:
     return handle
 
 
+def _jit_sdpa(inputs, outputs) -> Counter:
+    q, k, v = _jit_shapes(inputs[:3])
+    name = "scaled_dot_product_attention"
+    return Counter({name: formulas.attention_macs(q, k, v), FUSED_ELEMENTWISE: fused_elementwise_flops(name, q, k)})
+
+
+def _jit_multi_head_attention(inputs, outputs) -> Counter:
+    q, k, v = _jit_shapes(inputs[:3])
+    embed_dim, heads = inputs[3].toIValue(), inputs[4].toIValue()
+    name = "_native_multi_head_attention"
+    return Counter({name: formulas.multi_head_attention_macs(q, k, v, embed_dim),
+                    FUSED_ELEMENTWISE: fused_elementwise_flops(name, q, k, heads)})
+
+
+def _jit_encoder_layer(inputs, outputs) -> Counter:
+    src, ffn_weight_1 = _jit_shapes([inputs[0], inputs[14]])
+    name = "_transformer_encoder_layer_fwd"
+    return Counter({name: formulas.encoder_layer_macs(src, ffn_weight_1[0]),
+                    FUSED_ELEMENTWISE: fused_elementwise_flops(name, src, src, inputs[2].toIValue(), ffn_weight_1[0])})
+
+
 def _fvcore_handles() -> dict[str, Callable]:
-    attention = lambda s: formulas.attention_macs(s[0], s[1], s[2])  # noqa: E731
     handles: dict[str, Callable] = {
         "aten::addmm": _jit_with_bias("addmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
         "aten::baddbmm": _jit_with_bias("baddbmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
@@ -443,11 +488,9 @@ def _fvcore_handles() -> dict[str, Callable]:
         "aten::linear": _jit_with_bias("linear", lambda s: formulas.linear_macs(s[0], s[1]), 2),
         "aten::_convolution": _jit_conv,
         "aten::einsum": lambda i, o: Counter({"einsum": _jit_einsum(i, o)}),
-        "aten::scaled_dot_product_attention": _jit_with_bias("scaled_dot_product_attention", attention, None),
-        "aten::_native_multi_head_attention": lambda i, o: Counter({"_native_multi_head_attention": (
-            formulas.multi_head_attention_macs(*_jit_shapes(i[:3]), i[3].toIValue()))}),
-        "aten::_transformer_encoder_layer_fwd": lambda i, o: Counter({"_transformer_encoder_layer_fwd": (
-            formulas.encoder_layer_macs(*_jit_shapes(i[:1]), _jit_shapes(i[14:15])[0][0]))}),
+        "aten::scaled_dot_product_attention": _jit_sdpa,
+        "aten::_native_multi_head_attention": _jit_multi_head_attention,
+        "aten::_transformer_encoder_layer_fwd": _jit_encoder_layer,
     }
     for op in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         handles[f"aten::{op}"] = lambda i, o, op=op: Counter({op: _jit_recurrent(i, o)})
@@ -473,7 +516,7 @@ def _count_fvcore(built: BuiltModel) -> FlopCount:
     with torch.no_grad():
         per_module = analysis.by_module_and_operator()
         unsupported = analysis.unsupported_ops()
-    is_mac = lambda op: op not in OTHER_FLOPS_PER_ELEMENT  # noqa: E731
+    is_mac = lambda op: op not in OTHER_FLOPS_PER_ELEMENT and op != FUSED_ELEMENTWISE  # noqa: E731
     totals = per_module.get("", Counter())
     by_operator = {op: int(n) for op, n in totals.items() if is_mac(op)}
     by_module = {name: int(sum(n for op, n in ops.items() if is_mac(op))) for name, ops in per_module.items()}
