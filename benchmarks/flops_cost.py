@@ -80,7 +80,8 @@ def main() -> None:
     print("in process (counting call only, model already built):")
     cases = [
         ("  bare FlopCountAnalysis(...).total()", "bare_fvcore()", bare_fvcore()),
-        ("  count_flops, fvcore engine, cpu", "count_flops(cpu, engine='fvcore')", count_flops(cpu, engine="fvcore").macs),
+        ("  count_flops, fvcore engine, cpu", "count_flops(cpu, engine='fvcore')",
+         count_flops(cpu, engine="fvcore").macs),
         ("  count_flops, dispatch engine, cpu", "count_flops(cpu, engine='dispatch')",
          count_flops(cpu, engine="dispatch").macs),
         ("  count_flops, dispatch engine, meta", "count_flops(meta)", count_flops(meta).macs),

@@ -23,8 +23,10 @@ def flops_command(
     batch: BatchOpt = 1,
     by: Annotated[Optional[str], typer.Option("--by", help="Also break MACs down by 'module' or 'operator'.")] = None,
     depth: Annotated[Optional[int], typer.Option("--depth", help="Module depth of --by module (implies it).")] = None,
-    backward: Annotated[bool, typer.Option("--backward", help="Count forward + backward of one training step.")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).")] = "auto",
+    backward: Annotated[bool, typer.Option(
+        "--backward", help="Count forward + backward of one training step.")] = False,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).")] = "auto",
     device: Annotated[str, typer.Option(
         "--device", help="auto (cpu; meta above 1B parameters), cpu, meta or cuda.")] = "auto",
     strict: Annotated[bool, typer.Option(

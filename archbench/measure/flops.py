@@ -251,6 +251,9 @@ def _dispatch_formulas() -> dict:
     def conv(x, w, bias, stride, padding, dilation, transposed, *rest, out_shape, **kwargs):
         return formulas.conv_macs(x, w, out_shape, transposed)
 
+    def encoder_layer(src, embed_dim, heads, *weights, **kwargs):
+        ffn_weight_1 = weights[11]  # after qkv/proj weights and biases, use_gelu, norm_first, eps, the norms
+        return formulas.encoder_layer_macs(src, ffn_weight_1[0])
 
     table = {
         aten.mm: lambda a, b, **kw: formulas.matmul_macs(a, b),
@@ -264,7 +267,7 @@ def _dispatch_formulas() -> dict:
         aten._convolution: conv,
         aten._native_multi_head_attention: lambda q, k, v, embed_dim, *rest, **kw: formulas.multi_head_attention_macs(
             q, k, v, embed_dim),
-        aten._transformer_encoder_layer_fwd: lambda src, *args, **kw: formulas.encoder_layer_macs(src, args[13][0]),
+        aten._transformer_encoder_layer_fwd: encoder_layer,
         aten._cudnn_rnn: lambda input, weights, *rest, **kw: formulas.recurrent_macs(input, weights),
         aten.mkldnn_rnn_layer: lambda input, *w, **kw: formulas.recurrent_macs(input, w[:4]),
         aten.mkldnn_rnn_layer_backward: lambda input, *w, **kw: formulas.recurrent_backward_macs(input, w[:4]),
@@ -290,10 +293,9 @@ def _module_name(tracked: str, root: str) -> str:
 
 def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
     import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
     from torch.utils.flop_counter import FlopCounterMode
-
-    from torch.utils._python_dispatch import TorchDispatchMode
 
     counter = FlopCounterMode(display=False, custom_mapping=_dispatch_formulas())
     other: Counter[str] = Counter()
@@ -309,7 +311,9 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
             packet = func._overloadpacket
             name = base_name(str(packet))
             if packet in counter.flop_registry:
-                if name in ("addmm", "baddbmm", "addmv") or (name in ("convolution", "_convolution") and args[2] is not None):
+                has_bias = name in ("addmm", "baddbmm", "addmv") or (
+                    name in ("convolution", "_convolution") and args[2] is not None)
+                if has_bias:
                     other["bias"] += _largest_numel(out)
                 elif name == "_transformer_encoder_layer_fwd":
                     other[FUSED_ELEMENTWISE] += fused_elementwise_flops(
@@ -430,8 +434,8 @@ def _jit_conv(inputs, outputs) -> Counter:
     return counts
 
 
-def _jit_with_bias(op: str, macs: Callable[[list], int], bias_index: int | None) -> Callable:
-    """A handle for a matrix product: its MACs under ``op``, and the bias addition (when present) under ``bias``."""
+def _jit_product(op: str, macs: Callable[[list], int], bias_index: int | None) -> Callable:
+    """A handle for a matrix product: its MACs under ``op``, and its bias addition (if any) under ``bias``."""
     from fvcore.nn.jit_handles import get_shape
 
     def handle(inputs, outputs):
@@ -478,14 +482,14 @@ def _jit_encoder_layer(inputs, outputs) -> Counter:
 
 def _fvcore_handles() -> dict[str, Callable]:
     handles: dict[str, Callable] = {
-        "aten::addmm": _jit_with_bias("addmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
-        "aten::baddbmm": _jit_with_bias("baddbmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
-        "aten::mm": _jit_with_bias("mm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::bmm": _jit_with_bias("bmm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::matmul": _jit_with_bias("matmul", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::mv": _jit_with_bias("mv", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::dot": _jit_with_bias("dot", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::linear": _jit_with_bias("linear", lambda s: formulas.linear_macs(s[0], s[1]), 2),
+        "aten::addmm": _jit_product("addmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
+        "aten::baddbmm": _jit_product("baddbmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
+        "aten::mm": _jit_product("mm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::bmm": _jit_product("bmm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::matmul": _jit_product("matmul", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::mv": _jit_product("mv", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::dot": _jit_product("dot", lambda s: formulas.matmul_macs(s[0], s[1]), None),
+        "aten::linear": _jit_product("linear", lambda s: formulas.linear_macs(s[0], s[1]), 2),
         "aten::_convolution": _jit_conv,
         "aten::einsum": lambda i, o: Counter({"einsum": _jit_einsum(i, o)}),
         "aten::scaled_dot_product_attention": _jit_sdpa,

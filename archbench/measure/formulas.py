@@ -97,7 +97,8 @@ def encoder_layer_macs(input_shape: Shape, feedforward: int) -> int:
     d_model = input_shape[-1]
     attention = multi_head_attention_macs(input_shape, input_shape, input_shape, d_model)
     hidden_shape = (*input_shape[:-1], feedforward)
-    return attention + linear_macs(input_shape, (feedforward, d_model)) + linear_macs(hidden_shape, (d_model, feedforward))
+    feed_forward = linear_macs(input_shape, (feedforward, d_model)) + linear_macs(hidden_shape, (d_model, feedforward))
+    return attention + feed_forward
 
 
 def recurrent_macs(input_shape: Shape, weight_shapes: Sequence[Shape]) -> int:
