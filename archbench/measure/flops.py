@@ -50,7 +50,7 @@ OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
             "softplus", "sum", "mean", "var", "std", "max_pool1d", "max_pool2d", "max_pool3d",
             "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
             "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "_adaptive_avg_pool2d",
-            "adaptive_max_pool2d", "upsample_bilinear2d", "upsample_nearest2d",
+            "adaptive_max_pool2d", "upsample_nearest2d",
             # backward of the above
             "threshold_backward", "gelu_backward", "tanh_backward", "sigmoid_backward", "silu_backward",
             "hardswish_backward", "hardsigmoid_backward", "leaky_relu_backward", "hardtanh_backward", "elu_backward",
@@ -59,6 +59,7 @@ OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
         1,
     ),
     **dict.fromkeys(("linalg_vector_norm", "norm"), 2),
+    **dict.fromkeys(("upsample_bilinear2d", "grid_sampler", "grid_sampler_2d"), 4),  # 4 neighbours per output
     **dict.fromkeys(("softmax", "_softmax", "_safe_softmax", "log_softmax", "_log_softmax", "_softmax_backward_data",
                      "_log_softmax_backward_data"), 3),
     **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm",
@@ -515,7 +516,7 @@ def _count_fvcore(built: BuiltModel) -> FlopCount:
 
     args, _ = built.example_inputs()
     analysis = FlopCountAnalysis(built.module, args)
-    analysis.set_op_handle(**_fvcore_handles())
+    analysis.clear_op_handles().set_op_handle(**_fvcore_handles())  # archbench's formulas only, fvcore's units aside
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with torch.no_grad():
         per_module = analysis.by_module_and_operator()
