@@ -17,7 +17,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 run: $(VENV)/.installed
-	$(ARCHBENCH) claims --out results/claims.md --out results/claims.json --out results/claims.csv
+	$(ARCHBENCH) claims --threads 1 --out results/claims.md --out results/claims.json --out results/claims.csv
 
 clean:
 	rm -rf $(VENV) .pytest_cache

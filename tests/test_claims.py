@@ -130,3 +130,11 @@ def test_cli_claims_bad_input_exits_2_with_one_line(cli, args):
     result = cli("claims", *args)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_explain_templates_fill_in_figures():
+    from archbench.claims.runner import fill
+
+    figures = {"m.params": 25_557_032, "m.lat": 0.1043, "s.xs": [1.0, 2.0]}
+    assert fill("{m.params} params, {m.params|si}, {m.lat * 1000|.1f} ms, {s.xs|.2f}, {gone.x}", figures) == \
+        "25,557,032 params, 25.56M, 104.3 ms, [1.00, 2.00], n/a"

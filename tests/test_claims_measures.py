@@ -116,3 +116,11 @@ def test_sweep_figures_c08_c13():
     assert got["macs_exponent.lstm"] == pytest.approx(1.0, abs=1e-6)
     assert got["macs_local_exponent.lstm"] == pytest.approx(1.0, abs=1e-6)
     assert got["macs_crossover"] is None  # the LSTM does 4× the RNN's work at every T
+
+
+def test_recurrent_params_closed_forms_c09():
+    got = measure({"kind": "profile", "metrics": ["params"], "models": {
+        "rnn": "rnn:input=100,hidden=64", "gru": "gru:input=100,hidden=64", "lstm": "lstm:input=100,hidden=64"}}, CTX).figures
+    one_gate_block = 64 * (100 + 64) + 2 * 64  # W_ih, W_hh and two bias vectors per gate block
+    assert [got["rnn.params"], got["gru.params"], got["lstm.params"]] == [1 * one_gate_block, 3 * one_gate_block,
+                                                                        4 * one_gate_block]

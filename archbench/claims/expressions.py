@@ -55,7 +55,7 @@ def _ratio(values):
 FUNCTIONS = {
     "all": _all, "any": _any, "min": lambda v: min(v) if not isinstance(v, (int, float)) else v,
     "max": lambda v: max(v) if not isinstance(v, (int, float)) else v, "abs": abs, "log10": _log10,
-    "len": len, "ratio": _ratio, "sqrt": math.sqrt,
+    "len": len, "ratio": _ratio, "sqrt": math.sqrt, "sum": lambda v: sum(v.tolist() if hasattr(v, "tolist") else v),
 }
 
 

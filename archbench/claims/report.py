@@ -24,9 +24,7 @@ def decision(outcome: ClaimOutcome) -> str:
     if outcome.verdict == HOLDS:
         return "; ".join(r.figures for r in outcome.checks if r.status == HOLDS)[:600]
     deciding = [r for r in outcome.checks if r.status == outcome.verdict]
-    return " ".join(
-        f"{r.says}: {r.figures}." + (f" {r.note}" if r.note else "") for r in deciding
-    )
+    return " ".join(f"{r.says}: {r.figures}" + (f" — {r.note.rstrip('.')}." if r.note else ".") for r in deciding)
 
 
 def summary_rows(outcomes: list[ClaimOutcome]) -> list[dict[str, str]]:

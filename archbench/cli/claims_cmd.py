@@ -15,6 +15,8 @@ OutsOpt = Annotated[Optional[List[str]], typer.Option(
     "--out", "-o", help="Write FILE (.md report with plots, .json run document, .csv, .txt); repeatable.")]
 SuiteOpt = Annotated[Optional[str], typer.Option("--suite", help="Claims file (default suites/claims.yaml).")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", help="CPU threads for every timing (default: torch's); 1 is steadiest on a shared machine.")]
 FailOpt = Annotated[bool, typer.Option("--fail-on-refuted", help="Exit 1 when a claim is refuted or not measured.")]
 
 
@@ -28,6 +30,7 @@ def claims_command(
     device: DeviceOpt = "cpu",
     suite: SuiteOpt = None,
     min_time: MinTimeOpt = 0.2,
+    threads: ThreadsOpt = None,
     fail_on_refuted: FailOpt = False,
 ) -> None:
     """Judge the claims of shared/claims.md: measure each one's figures and compute its verdict.
@@ -52,6 +55,12 @@ def claims_command(
         check_output_options("table", str(path))
     if min_time <= 0:
         raise UserError(f"--min-time must be positive, got {min_time}")
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be a positive integer, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
     check_device(device)
     chosen = select(load_claims(suite), only, table)
     document = new_document(device, min_time_s=min_time)
