@@ -71,7 +71,9 @@ def test_crossover_none_in_range_and_several_crossings():
     assert crossover(xs, [1, 2, 3, 4], [10, 20, 30, 40]) is None
     # a gap of ±log 2 at every point: each crossing is the geometric mean of its two neighbours
     assert crossings(xs, [1, 4, 1, 4], [2, 2, 2, 2]) == pytest.approx([math.sqrt(2), math.sqrt(8), math.sqrt(32)])
-    assert crossings(xs, [1, 2, 3, 4], [1, 5, 6, 7]) == [1.0]  # equal at the first point
+    assert crossings(xs, [1, 2, 3, 4], [1, 5, 6, 7]) == []  # equal at the first point, then below: no crossing
+    assert crossings(xs, [1, 2, 2, 2], [1, 2, 2, 2]) == []  # equal throughout
+    assert crossings(xs, [1, 2, 4, 9], [2, 2, 4, 4]) == [2.0]  # below, equal twice, above: crossed at the first tie
 
 
 # -- planning points -------------------------------------------------------------------------------------
@@ -232,3 +234,20 @@ def test_progress_is_told_every_step_and_the_end(stub_flops):
 def test_unknown_metric_group_is_a_user_error():
     with pytest.raises(UserError, match="unknown metric 'energy'"):
         run_sweep(["lstm"], [1, 2], ["energy"])
+
+
+# -- the real counter -------------------------------------------------------------------------------------
+
+def test_counted_macs_and_exponents_match_the_closed_forms():
+    values = [256, 1024, 4096]
+    records = run_sweep(["transformer:layers=1", "lstm"], values, ["flops"])
+    closed = {"transformer:layers=1": transformer_layer_macs, "lstm": lstm_macs}
+    for model, formula in closed.items():
+        counted = {r.point["seq"]: r.value for r in records if r.model == model and r.metric == "macs"}
+        assert sorted(counted) == values
+        for t in values:
+            assert counted[t] == pytest.approx(formula(t), rel=0.01)
+        fitted = next(r for r in records if r.model == model and r.metric == "macs_exponent")
+        expected, _ = fit_loglog(values, [formula(t) for t in values])
+        assert fitted.value == pytest.approx(expected, abs=0.02)
+    assert next(r for r in records if r.metric == "macs_crossover").details["lower_at_end"] == "lstm"

@@ -71,10 +71,26 @@ class SweepSettings:
 
 
 def _measure_flops(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
-    """MACs/FLOPs from the counter, on the meta device so long sequences cost no memory or time."""
+    """MACs/FLOPs from the counter, on the meta device so that long sequences cost no memory or time.
+
+    Recurrent models are counted on cpu instead: on meta, ``aten::lstm``/``gru``/``rnn`` decompose
+    into a few ops per time step (minutes at T=10000), while on cpu jit tracing sees one op per layer
+    and the forward pass holds only O(T·hidden). A model whose builder cannot run on meta is counted
+    on cpu too, and says so.
+    """
+    from torch import nn
+
     from archbench.measure.flops import flop_records
 
-    return flop_records(point.build("meta", settings.dtype))
+    try:
+        built = point.build("meta", settings.dtype)
+    except Exception as exc:  # an initialiser without a meta kernel
+        records = flop_records(point.build("cpu", settings.dtype))
+        records[0].warnings.append(f"counted on cpu: the model cannot be built on meta ({type(exc).__name__})")
+        return records
+    if any(isinstance(m, nn.RNNBase) for m in built.module.modules()):
+        built = point.build("cpu", settings.dtype)
+    return flop_records(built)
 
 
 def _measure_latency(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
@@ -272,15 +288,24 @@ def local_exponents(xs, ys) -> list[float]:
 
 
 def crossings(xs, ya, yb) -> list[float]:
-    """Every x where curve a passes curve b, interpolated linearly in log–log space between points."""
+    """Every x where curve a passes curve b, interpolated linearly in log–log space between points.
+
+    Touching without passing is no crossing; equal at points between a lead and a lag, the
+    crossing is the first of those points.
+    """
     gaps = [math.log(a) - math.log(b) for a, b in zip(ya, yb)]
-    found = [float(xs[0])] if gaps and gaps[0] == 0 else []
-    for x0, x1, g0, g1 in zip(xs, xs[1:], gaps, gaps[1:]):
-        if g1 == 0:
-            found.append(float(x1))
-        elif g0 * g1 < 0:
-            fraction = g0 / (g0 - g1)
-            found.append(math.exp(math.log(x0) + fraction * (math.log(x1) - math.log(x0))))
+    found: list[float] = []
+    last = None  # index of the last point where the curves differ
+    for i, gap in enumerate(gaps):
+        if gap == 0:
+            continue
+        if last is not None and (gaps[last] > 0) != (gap > 0):
+            if i == last + 1:
+                fraction = gaps[last] / (gaps[last] - gap)
+                found.append(math.exp(math.log(xs[last]) + fraction * (math.log(xs[i]) - math.log(xs[last]))))
+            else:
+                found.append(float(xs[last + 1]))
+        last = i
     return found
 
 
