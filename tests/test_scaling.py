@@ -88,8 +88,9 @@ def test_plan_sets_the_sequence_length_of_every_model_smallest_first():
 
 
 def test_plan_of_a_resolution_sweep_rebuilds_a_vit_for_its_patches_but_not_a_cnn():
-    vit, cnn = plan_points(["vit-base", "resnet50"], [224, 448], "resolution")[1]
+    vit, torchvision_vit, cnn = plan_points(["vit-base", "vit_b_16", "resnet50"], [224, 448], "resolution")[1]
     assert vit.spec == "vit-base:image_size=448" and vit.input_shape == (3, 448, 448)
+    assert torchvision_vit.spec == "vit_b_16:image_size=448" and torchvision_vit.label == "vit_b_16"
     assert cnn.spec == "resnet50" and cnn.input_shape == (3, 448, 448)
     assert cnn.point == {"batch": 1, "input": "3x448x448"}
 

@@ -26,6 +26,7 @@ def scaling_command(
     dtype: DtypeOpt = "float32",
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")] = 1.0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a memory point is stopped.")] = 300.0,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads for latency (default: torch's).")] = None,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write a log-log plot (.png or .svg).")] = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
@@ -52,8 +53,8 @@ def scaling_command(
     axis, text = _axis_and_range(sweep, seq, range_)
     if axis == "batch" and batch != 1:
         raise UserError("--batch fixes the batch size; it cannot be combined with --sweep batch")
-    if min_time <= 0 or timeout <= 0:
-        raise UserError("--min-time and --timeout must be positive")
+    if min_time <= 0 or timeout <= 0 or (threads is not None and threads < 1):
+        raise UserError("--min-time, --timeout and --threads must be positive")
     values = parse_range(text, points)
     metrics = list(dict.fromkeys(m.strip() for m in metric.split(",") if m.strip()))
     unknown = [m for m in metrics if m not in METRIC_GROUPS]
@@ -62,7 +63,9 @@ def scaling_command(
     check_device(device)
     torch_dtype(dtype)
     plan_points(model, values, axis, batch)  # every spec checked before anything is measured
-    _run(model, values, metrics, axis, batch, device, dtype, min_time, timeout, plot, fmt, out)
+    settings = dict(axis=axis, batch=batch, device=device, dtype=dtype, min_time=min_time, timeout_s=timeout,
+                    threads=threads)
+    _run(model, values, metrics, settings, plot, fmt, out)
 
 
 def _axis_and_range(sweep: str, seq: str | None, range_: str | None) -> tuple[str, str]:
@@ -82,7 +85,7 @@ def _axis_and_range(sweep: str, seq: str | None, range_: str | None) -> tuple[st
     return sweep, text
 
 
-def _run(models, values, metrics, axis, batch, device, dtype, min_time, timeout, plot, fmt, out) -> None:
+def _run(models, values, metrics, settings: dict, plot, fmt, out) -> None:
     """Sweep with a progress bar, writing each finished point; render even after Ctrl-C, then exit 130."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -92,8 +95,10 @@ def _run(models, values, metrics, axis, batch, device, dtype, min_time, timeout,
     from archbench.report.render import format_for_path
     from archbench.results.record import RunWriter
 
-    document = new_document(device, dtype=dtype)
-    document.meta["sweep"] = {"axis": axis, "values": values, "models": models, "metrics": metrics, "batch": batch}
+    axis, device, dtype = settings["axis"], settings["device"], settings["dtype"]
+    threads = {"threads": settings["threads"]} if settings["threads"] else {}  # the env's default is torch's count
+    document = new_document(device, dtype=dtype, **threads)
+    document.meta["sweep"] = {"values": values, "models": models, "metrics": metrics, **settings}
     json_out = out if out and format_for_path(out) == "json" else None
     writer = RunWriter(document, json_out)
     title = f"scaling over {axis} {values[0]}..{values[-1]} ({len(values)} points, {device}, {dtype})"
@@ -106,8 +111,7 @@ def _run(models, values, metrics, axis, batch, device, dtype, min_time, timeout,
             bar.update(task, completed=done, total=total, description=description)
 
         try:
-            run_sweep(models, values, metrics, axis=axis, batch=batch, device=device, dtype=dtype,
-                      min_time=min_time, timeout_s=timeout, writer=writer, progress=progress)
+            run_sweep(models, values, metrics, **settings, writer=writer, progress=progress)
         except KeyboardInterrupt:
             interrupted = True
     if interrupted:

@@ -68,6 +68,7 @@ class SweepSettings:
     dtype: str = "float32"
     min_time: float = 1.0
     timeout_s: float | None = None
+    threads: int | None = None  # latency: torch threads (None: torch's default)
 
 
 def _measure_flops(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
@@ -98,7 +99,8 @@ def _measure_latency(point: SweepPoint, settings: SweepSettings, earlier: list[R
     from archbench.measure.latency import measure_latency
 
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None), None)
-    return measure_latency(point.build(settings.device, settings.dtype), min_time=settings.min_time, macs=macs)
+    built = point.build(settings.device, settings.dtype)
+    return measure_latency(built, threads=settings.threads, min_time=settings.min_time, macs=macs)
 
 
 def _measure_memory(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
@@ -188,6 +190,7 @@ def run_sweep(
     dtype: str = "float32",
     min_time: float = 1.0,
     timeout_s: float | None = None,
+    threads: int | None = None,
     writer=None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Record]:
@@ -201,7 +204,7 @@ def run_sweep(
     if unknown or not metrics:
         raise UserError(f"unknown metric {(unknown or [''])[0]!r}; expected some of {', '.join(METRIC_GROUPS)}")
     plan = plan_points(models, values, axis, batch)
-    settings = SweepSettings(device, dtype, min_time, timeout_s)
+    settings = SweepSettings(device, dtype, min_time, timeout_s, threads)
     total = sum(len(row) for row in plan) * len(metrics)
     records: list[Record] = []
     failed_at: dict[tuple[str, str], int] = {}  # (model, group) -> the axis value it first failed at
