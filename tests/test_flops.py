@@ -260,6 +260,18 @@ def test_other_flops_inside_fused_kernels():
         assert within(fast, ops, rel=0.2)
 
 
+@pytest.mark.parametrize("kind,extra,per_hidden", [("lstm", "", 21), ("gru", ",layers=2,bidirectional=true", 4 * 16),
+                                                    ("rnn", "", 4)])
+def test_other_flops_inside_fused_recurrent_ops(kind, extra, per_hidden):
+    # per step and cell: 4 per gate element (two biases, the add, the activation) + the state update
+    # (LSTM 5·h, GRU 4·h): LSTM 4·4 + 5 = 21, GRU 4·3 + 4 = 16 (× 4 cells here), RNN 4
+    t, h = 50, 32
+    spec = f"{kind}:input=16,hidden={h}{extra}"
+    built, meta = build_model(spec, seq=t), build_model(spec, seq=t, device="meta")
+    counts = [count_flops(built, engine="fvcore"), count_flops(built, engine="dispatch"), count_flops(meta)]
+    assert [c.other_flops for c in counts] == [per_hidden * t * h] * 3
+
+
 def test_attention_counting_is_stated():
     records = flop_records(build_model("attention", seq=32))
     assert "full L×S" in records[0].details["attention"]

@@ -143,6 +143,19 @@ def fused_elementwise_flops(op: str, query: tuple, key: tuple, heads: int = 1, f
     return 3 * rows * source
 
 
+# Elementwise FLOPs of one recurrent cell step per hidden unit, by number of gates (LSTM 4, GRU 3, RNN 1):
+# each gate pre-activation element takes two bias adds, the input + hidden add and its activation (4), then
+# the state update: LSTM 5 (c = f*c + i*g, o * tanh(c)), GRU 4 (r * n_h, n add, (1 - z) * n + z * h), RNN 0.
+RECURRENT_CELL_FLOPS_PER_HIDDEN = {4: 4 * 4 + 5, 3: 4 * 3 + 4, 1: 4 * 1}
+
+
+def recurrent_elementwise_flops(input_shape: tuple, gate_rows: int, hidden: int, cells: int = 1) -> int:
+    """Best-effort other FLOPs inside a fused recurrent op: ``cells`` (layers × directions) cells of ``hidden``
+    units whose input-to-gates weight has ``gate_rows`` rows, over every step and batch element of the input."""
+    rows = math.prod(input_shape[:-1])
+    return rows * cells * RECURRENT_CELL_FLOPS_PER_HIDDEN.get(gate_rows // hidden, 0) * hidden
+
+
 def base_name(op: str) -> str:
     """``aten::add`` / ``aten.add`` / ``aten.add.Tensor`` -> ``add``."""
     name = op.split("::", 1)[-1]
@@ -323,6 +336,12 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
                     other[FUSED_ELEMENTWISE] += fused_elementwise_flops(name, args[0].shape, args[1].shape, args[4])
                 elif "attention" in name:
                     other[FUSED_ELEMENTWISE] += fused_elementwise_flops(name, args[0].shape, args[1].shape)
+                elif name == "mkldnn_rnn_layer":  # one layer, one direction
+                    other[FUSED_ELEMENTWISE] += recurrent_elementwise_flops(args[0].shape, args[1].shape[0], args[10])
+                elif name == "_cudnn_rnn":
+                    cells = args[9] * (2 if args[13] else 1)
+                    other[FUSED_ELEMENTWISE] += recurrent_elementwise_flops(
+                        args[0].shape, args[1][0].shape[0], args[7], cells)
             elif name in OTHER_FLOPS_PER_ELEMENT:
                 tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
                 other[name] += OTHER_FLOPS_PER_ELEMENT[name] * max((t.numel() for t in tensors), default=0)
@@ -402,13 +421,21 @@ def _jit_list(value) -> list:
     return list(node.inputs()) if node.kind() == "prim::ListConstruct" else []
 
 
-def _jit_recurrent(inputs, outputs) -> int:
-    """aten::lstm / gru / rnn_tanh / rnn_relu, padded (``.input``) or packed (``.data``) overloads."""
+def _jit_recurrent(op: str, gates: int) -> Callable:
+    """A handle for aten::lstm / gru / rnn_tanh / rnn_relu, padded (``.input``) or packed (``.data``) overloads."""
     from fvcore.nn.jit_handles import get_shape
 
-    packed = inputs[3].type().kind() == "ListType"  # .data: (data, batch_sizes, hx, params, ...)
-    weights = _jit_shapes(_jit_list(inputs[3] if packed else inputs[2]))
-    return formulas.recurrent_macs(get_shape(inputs[0]), weights)
+    def handle(inputs, outputs):
+        packed = inputs[3].type().kind() == "ListType"  # .data: (data, batch_sizes, hx, params, ...)
+        rest = inputs[4:] if packed else inputs[3:]  # has_biases, num_layers, dropout, train, bidirectional
+        weights = _jit_shapes(_jit_list(inputs[3] if packed else inputs[2]))
+        data = get_shape(inputs[0])
+        cells = rest[1].toIValue() * (2 if rest[4].toIValue() else 1)
+        gate_rows = weights[0][0]
+        return Counter({op: formulas.recurrent_macs(data, weights),
+                        FUSED_ELEMENTWISE: recurrent_elementwise_flops(data, gate_rows, gate_rows // gates, cells)})
+
+    return handle
 
 
 def _jit_einsum(inputs, outputs) -> int:
@@ -497,8 +524,8 @@ def _fvcore_handles() -> dict[str, Callable]:
         "aten::_native_multi_head_attention": _jit_multi_head_attention,
         "aten::_transformer_encoder_layer_fwd": _jit_encoder_layer,
     }
-    for op in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
-        handles[f"aten::{op}"] = lambda i, o, op=op: Counter({op: _jit_recurrent(i, o)})
+    for op, gates in (("lstm", 4), ("gru", 3), ("rnn_tanh", 1), ("rnn_relu", 1)):
+        handles[f"aten::{op}"] = _jit_recurrent(op, gates)
     for op in OTHER_FLOPS_PER_ELEMENT:
         if op != "bias":
             handles[f"aten::{op}"] = _jit_other(op)
