@@ -8,10 +8,11 @@
 
 ``macs`` is multiply-accumulate work (linear, conv, matmul, einsum, attention, recurrent
 weights); ``flops`` = 2 × ``macs``. Bias additions, normalisation, softmax, activations,
-pooling and other elementwise work go to ``other_flops``, best effort (FLOPs per element of
-the largest tensor the op touches, :data:`OTHER_FLOPS_PER_ELEMENT`). An op in neither group
-and not pure data movement (:data:`DATA_MOVEMENT_OPS`) is *uncounted*: reported with its
-call count and modules, never silently zero. :data:`NEGLIGIBLE_OPS` are the uncounted ops
+pooling and other elementwise work go to ``other_flops``, best effort: FLOPs per element of
+the largest tensor the op touches (:data:`OTHER_FLOPS_PER_ELEMENT`), and inside fused attention
+and recurrent kernels :func:`fused_elementwise_flops` and :func:`recurrent_elementwise_flops`.
+An op in neither group and not pure data movement (:data:`DATA_MOVEMENT_OPS`) is *uncounted*:
+reported with its call count and modules, never silently zero. :data:`NEGLIGIBLE_OPS` are the uncounted ops
 known to be negligible, which ``--strict`` tolerates.
 
 Forward counts run under ``torch.no_grad()`` (inference), so PyTorch's fused fast paths
@@ -136,11 +137,13 @@ def fused_elementwise_flops(op: str, query: tuple, key: tuple, heads: int = 1, f
     bias adds and activation, two residual adds and two layer norms (5 per element).
     """
     rows, source, width = math.prod(query[:-1]), key[-2], query[-1]
-    if "transformer_encoder_layer" in op:
-        return fused_elementwise_flops("multi_head", query, key, heads) + rows * (2 * feedforward + 13 * width)
+    softmax = 3 * rows * heads * source
+    if "multi_head" not in op and "transformer_encoder_layer" not in op:
+        return softmax
+    projection_biases = 2 * rows * width + 2 * math.prod(key)  # q and out on the query side, k and v on the key side
     if "multi_head" in op:
-        return 3 * rows * heads * source + 2 * rows * width + 2 * math.prod(key)
-    return 3 * rows * source
+        return softmax + projection_biases
+    return softmax + projection_biases + rows * (2 * feedforward + 13 * width)  # ff bias+act, d: bias, 2 adds, 2 norms
 
 
 # Elementwise FLOPs of one recurrent cell step per hidden unit, by number of gates (LSTM 4, GRU 3, RNN 1):
