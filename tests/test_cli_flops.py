@@ -96,7 +96,6 @@ def test_strict_fails_on_an_op_without_formula(cli, monkeypatch):
     (["bert-base", "--engine", "fvcore", "--seq", "8"], "keyword inputs"),
     (["resnet18", "--seq", "128"], "--seq applies to sequence models"),
     (["resnt50"], "did you mean"),
-    (["regnet_x_400mf", "--device", "meta"], "could not be built on meta"),
     (["resnet18", "--format", "xml"], "unknown --format"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, args, message):

@@ -71,7 +71,9 @@ def test_transformer_layer_closed_form_same_for_sdpa_and_naive():
 def test_published_torchvision_counts():
     from torchvision.models import get_model_weights
 
-    for name in ("resnet50", "mobilenet_v2", "vit_b_16", "inception_v3", "alexnet", "vgg16", "efficientnet_b0", "swin_t"):
+    # regnet's builder computes with tensors: built on cpu and moved to meta
+    for name in ("resnet50", "mobilenet_v2", "vit_b_16", "inception_v3", "alexnet", "vgg16", "efficientnet_b0", "swin_t",
+                 "regnet_x_400mf"):
         published = get_model_weights(name).DEFAULT.meta["num_params"]
         assert count_params(build_model(name, device="meta").module).total == published, name
     # torchvision's model table, written out: ResNet-50 has 25,557,032 parameters

@@ -84,18 +84,9 @@ def _build(model: str, device: str, **options):
 
 
 def _auto_device(model: str, batch: int, shape, seq) -> str:
-    """cpu, or meta for models above :data:`LARGE_MODEL_PARAMS` parameters (counted without allocating them).
-
-    A model whose builder cannot run on meta is counted on cpu.
-    """
-    from archbench.errors import UserError
+    """cpu, or meta for models above :data:`LARGE_MODEL_PARAMS` parameters (counted without allocating them)."""
     from archbench.measure.params import count_params
     from archbench.models import build_model
 
-    try:
-        skeleton = build_model(model, device="meta", batch=batch, input_shape=shape, seq=seq)
-    except UserError:
-        raise
-    except Exception:  # noqa: BLE001  (a builder that cannot run on meta: count on cpu)
-        return "cpu"
+    skeleton = build_model(model, device="meta", batch=batch, input_shape=shape, seq=seq)
     return "meta" if count_params(skeleton.module).total > LARGE_MODEL_PARAMS else "cpu"

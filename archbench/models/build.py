@@ -113,12 +113,31 @@ def build_model(
         )
     dtype_obj = torch_dtype(dtype)
     check_device(device)
-    with torch.device(device):
-        module = entry.builder(**options)
+    module = _construct(entry, options, device)
     if dtype != "float32":
         module = module.to(dtype_obj)
     module.train(train)
     return BuiltModel(str(spec), entry, options, module, input_spec, batch, device, dtype, warnings)
+
+
+def _construct(entry: ModelEntry, options: dict, device: str):
+    """Run the builder with ``device`` as the default device.
+
+    A few builders compute with tensors while constructing (torchvision's RegNets derive their
+    widths with ``torch.arange(...).tolist()``), which the meta device cannot do: those are
+    built on the CPU and moved to meta.
+    """
+    import torch
+
+    try:
+        with torch.device(device):
+            return entry.builder(**options)
+    except UserError:
+        raise
+    except (NotImplementedError, RuntimeError):
+        if device != "meta":
+            raise
+    return entry.builder(**options).to("meta")
 
 
 def default_input(spec: str | ModelSpec) -> InputSpec:
