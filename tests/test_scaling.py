@@ -232,6 +232,17 @@ def test_progress_is_told_every_step_and_the_end(stub_flops):
                      (3, 4, "gru seq=16: flops"), (4, 4, "done")]
 
 
+def test_resolution_sweep_fits_against_the_image_side(monkeypatch):
+    def flops(point, settings, earlier):  # a CNN's work grows with the pixels: side²
+        return [Record(point.label, "macs", 7 * point.value**2, "MAC", point.point)]
+
+    monkeypatch.setitem(scaling.MEASURERS, "flops", flops)
+    records = run_sweep(["resnet18"], [224, 448, 896], ["flops"], axis="resolution")
+    assert [r.point for r in records if r.metric == "macs"][1] == {"batch": 1, "input": "3x448x448"}
+    fit = next(r for r in records if r.metric == "macs_exponent")
+    assert fit.value == pytest.approx(2.0) and fit.point == {"batch": 1} and fit.details["to"] == 896
+
+
 def test_unknown_metric_group_is_a_user_error():
     with pytest.raises(UserError, match="unknown metric 'energy'"):
         run_sweep(["lstm"], [1, 2], ["energy"])
