@@ -33,14 +33,16 @@ class Measured:
     figures: dict[str, Any] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
 
-    def add(self, key: str, value: Any, unit: str, model: str, point: dict | None = None, **details) -> None:
-        """One figure and its record."""
+    def add(self, key: str, value: Any, unit: str, model: str, point: dict | None = None, *, metric: str | None = None,
+            **details) -> None:
+        """One figure and its record (metric: the key's last part unless given; the key goes in details.figure)."""
         self.figures[key] = value
-        self.records.append(Record(model, key, value, unit, dict(point or {}), details=details))
+        self.records.append(Record(model, metric or key.rsplit(".", 1)[-1], value, unit, dict(point or {}),
+                                   details={"figure": key, **details}))
 
     def fail(self, key: str, model: str, error: str) -> None:
         """A figure that could not be measured: a record with its error, no figure."""
-        self.records.append(Record(model, key, None, "", error=error))
+        self.records.append(Record(model, key.rsplit(".", 1)[-1], None, "", details={"figure": key}, error=error))
 
 
 def kind(name: str):
@@ -408,7 +410,7 @@ def sweep(definition: dict, context: Context) -> Measured:
     if "params" in definition["metrics"]:
         for alias, spec in models.items():
             counts = [count_params(build_model(spec, device="meta", seq=t).module).total for t in values]
-            out.add(f"params.{alias}", counts, "count", spec, {"seq": values})
+            out.add(f"params.{alias}", counts, "count", spec, {"seq": values}, metric="params")
     records = run_sweep(list(models.values()), values, groups, axis="seq", device=context.device,
                         min_time=context.min_time) if groups else []
     out.records.extend(records)
