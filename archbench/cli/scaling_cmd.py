@@ -200,7 +200,7 @@ def _print_tables(records, axis: str, title: str) -> None:
         crossings.add_column(column, justify="right" if column == "crossover" else "left")
     for r in records:
         if r.metric.endswith("_crossover"):
-            at = f"{r.value:,.0f} {r.unit}" if r.value is not None else "none in range"
+            at = f"{r.value:,.0f} {r.unit}" if r.value is not None else "-" if r.error else "none in range"
             if r.error:
                 lower = r.error
             elif r.value is None:
