@@ -157,7 +157,8 @@ def _point(label: str, default, axis: str, value: int, batch: int) -> SweepPoint
         return SweepPoint(label, label, axis, value, value, input_shape=default.shape)
     if default.kind != "image":
         raise UserError(f"{label} takes {default.describe()}: --sweep resolution applies to image models")
-    return SweepPoint(label, _at_image_size(label, value), axis, value, batch, input_shape=(default.shape[0], value, value))
+    shape = (default.shape[0], value, value)
+    return SweepPoint(label, _at_image_size(label, value), axis, value, batch, input_shape=shape)
 
 
 def _at_image_size(label: str, size: int) -> str:
@@ -387,7 +388,8 @@ def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], point
     name, unit, model = f"{metric}_crossover", AXIS_UNITS[axis], f"{a} vs {b}"
     fixed = _fixed_point(points_a + points_b, axis)
     if len(common) < 2:
-        return Record(model, name, None, unit, fixed, error=f"needs at least 2 points measured for both, got {len(common)}")
+        error = f"needs at least 2 points measured for both, got {len(common)}"
+        return Record(model, name, None, unit, fixed, error=error)
     ya, yb = [by_a[x] for x in common], [by_b[x] for x in common]
     found = crossings(common, ya, yb)
 

@@ -54,8 +54,10 @@ def _register_all() -> None:
     for name in list_models(module=torchvision.models):
         family = "vit" if name.startswith(_TRANSFORMER_PREFIXES) else "cnn"
         options = {"num_classes": (int, 1000)}
+        sizes = ""
         if name.startswith("vit_"):
             options["image_size"] = (int, 224)
+            sizes = ", image_size=N"
         add_entry(
             ModelEntry(
                 name=name,
@@ -63,7 +65,7 @@ def _register_all() -> None:
                 source="torchvision",
                 builder=_builder(name),
                 default_input=_input(name),
-                description=f"torchvision.models.{name} (weights=None)" + (", image_size=N" if "image_size" in options else ""),
+                description=f"torchvision.models.{name} (weights=None){sizes}",
                 options=options,
             )
         )

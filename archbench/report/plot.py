@@ -53,7 +53,8 @@ def plot_sweep(records: list[Record], path: str | Path, axis: str = "seq", title
             ax.plot(xs, ys, marker="o", color=f"C{colour}", label=label)
         for crossing in _crossings(records, metric):
             ax.axvline(crossing, color="grey", linestyle=":", linewidth=1)
-            ax.annotate(f"{crossing:,.0f}", (crossing, 0.02), xycoords=("data", "axes fraction"), fontsize=8, color="grey")
+            ax.annotate(f"{crossing:,.0f}", (crossing, 0.02), xycoords=("data", "axes fraction"),
+                        fontsize=8, color="grey")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(_AXIS_LABELS[axis])
