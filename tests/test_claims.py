@@ -138,3 +138,19 @@ def test_explain_templates_fill_in_figures():
     figures = {"m.params": 25_557_032, "m.lat": 0.1043, "s.xs": [1.0, 2.0]}
     assert fill("{m.params} params, {m.params|si}, {m.lat * 1000|.1f} ms, {s.xs|.2f}, {gone.x}", figures) == \
         "25,557,032 params, 25.56M, 104.3 ms, [1.00, 2.00], n/a"
+
+
+def test_cli_cnn_fcn_table_on_its_own(cli):
+    import io
+
+    import pandas as pd
+
+    result = cli("claims", "--table", "cnn-fcn", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(io.StringIO(result.stdout))
+    conv = frame[(frame.model == "resnet50") & (frame.layer == "conv layers") & (frame.metric == "params")]
+    # ResNet-50's conv weights: all parameters minus the fc layer and the batch-norm scales and shifts
+    # (stem 64 channels; per bottleneck w + w + 4w; one downsample BN of 4w per stage)
+    bn_channels = 64 + sum(blocks * 6 * w + 4 * w for blocks, w in ((3, 64), (4, 128), (6, 256), (3, 512)))
+    assert int(conv.value.iloc[0]) == 25_557_032 - (2048 * 1000 + 1000) - 2 * bn_channels
+    assert set(frame.claim) == {"C01"}
