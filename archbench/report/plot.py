@@ -27,6 +27,7 @@ def plot_sweep(records: list[Record], path: str | Path, axis: str = "seq", title
     """Write the log–log plot of every fitted metric of ``records`` to ``path``; returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
 
     from archbench.measure.scaling import FITTED_METRICS, fit_loglog, fitted_values, measured_series
 
@@ -37,10 +38,13 @@ def plot_sweep(records: list[Record], path: str | Path, axis: str = "seq", title
         raise UserError("nothing to plot: no point of the sweep was measured")
     models = list(dict.fromkeys(model for model, _ in series))
     units = {r.metric: r.unit for r in records}
-    figure = Figure(figsize=(5.5 * len(metrics), 4.5), layout="constrained")
+    swept = sorted({x for xs, _ in series.values() for x in xs})
+    columns = min(2, len(metrics))
+    rows = -(-len(metrics) // columns)
+    figure = Figure(figsize=(6.5 * columns, 4.8 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     for index, metric in enumerate(metrics):
-        ax = figure.add_subplot(1, len(metrics), index + 1)
+        ax = figure.add_subplot(rows, columns, index + 1)
         for colour, model in enumerate(models):
             xs, ys = series.get((model, metric), ([], []))
             if not xs:
@@ -57,6 +61,9 @@ def plot_sweep(records: list[Record], path: str | Path, axis: str = "seq", title
                         fontsize=8, color="grey")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        if len(swept) <= 12:  # ticks at the swept values rather than at 2·10³, 3·10³...
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticks(swept, [f"{x:,}" for x in swept], rotation=45 if len(swept) > 6 else 0)
         ax.set_xlabel(_AXIS_LABELS[axis])
         ax.set_ylabel(f"{metric} [{units.get(metric, '')}]")
         ax.set_title(metric)
