@@ -176,16 +176,20 @@ def _print_tables(records, axis: str, title: str) -> None:
     for m in shown:
         table.add_column(escape(f"{m} [{units[m]}]"), justify="right", no_wrap=True)
         table.add_column("local k", justify="right", no_wrap=True)
-    table.add_column("error", overflow="fold")
+    any_error = any(row["errors"] for row in rows.values())
+    if any_error:
+        table.add_column("error", overflow="fold")
     for model, value in sorted(rows, key=lambda key: (models.index(key[0]), key[1])):
         row = rows[(model, value)]
         cells = [model, *(format_value(row["point"].get(c)) for c in point_columns)]
         for m in shown:
             cells += [format_value(row.get(m)), format_value(row.get(f"{m}_local_exponent"))]
-        table.add_row(*map(escape, cells), escape("; ".join(row["errors"])))
+        if any_error:
+            cells.append("; ".join(row["errors"]))
+        table.add_row(*map(escape, cells))
     console.print(table)
 
-    summary = Table(title="fitted log-log exponents (y ∝ x^k) and crossovers", header_style="bold")
+    summary = Table(title="fitted log-log exponents (y ∝ x^k)", header_style="bold")
     for column in ("model", "metric", "k", "R²", "range", "local k (first → last)"):
         summary.add_column(column, justify="right" if column in ("k", "R²") else "left")
     for r in records:
