@@ -86,7 +86,7 @@ _TABLE_HIDDEN = ("flops", "other_flops", "throughput_items_s", "weights_bytes", 
 
 def table_markdown(outcome: ClaimOutcome) -> str:
     """A claim's figures as tables: per point (metrics as columns), then the fitted exponents and crossovers."""
-    from archbench.report.render import format_value, wide_frame
+    from archbench.report.render import markdown_table, wide_frame
 
     records = [r for r in outcome.records if r.metric != "verdict" and r.value is not None
                and not isinstance(r.value, list) and r.metric not in _TABLE_HIDDEN]
@@ -96,7 +96,7 @@ def table_markdown(outcome: ClaimOutcome) -> str:
     for chosen in (points, [r for r in summary if not r.metric.endswith("_local_exponent")]):
         if chosen:
             frame = wide_frame(chosen).drop(columns=["claim", "verdict"], errors="ignore")
-            parts.append(frame.dropna(axis=1, how="all").map(format_value).to_markdown(index=False))
+            parts.append(markdown_table(frame.dropna(axis=1, how="all")))
     return "\n\n".join(parts)
 
 

@@ -374,7 +374,7 @@ def to_markdown(comparison: Comparison, title: str = "archbench compare") -> str
     lines = [f"**{title}**: {summary_line(comparison)}", ""]
     rows = change_rows(comparison)
     if rows:
-        lines.append(pd.DataFrame(rows).to_markdown(index=False))
+        lines.append(pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True))
     else:
         lines.append("_no changes_")
     return "\n".join(lines) + "\n"

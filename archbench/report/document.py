@@ -89,11 +89,11 @@ def _errors(document: RunDocument) -> list[str]:
 
 
 def _markdown(document: RunDocument, out: Path | None) -> str:
-    from archbench.report.render import all_warnings
+    from archbench.report.render import all_warnings, markdown_table, wide_frame
 
     parts = [f"# {_title(document)}", "", *_status_lines(document), "", "## Environment", "",
              "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in _env_rows(document)), "", "## Results", ""]
-    parts.append(_results_frame(document).to_markdown(index=False) if document.records else "_no records_")
+    parts.append(markdown_table(wide_frame(document.records)) if document.records else "_no records_")
     errors, warnings = _errors(document), all_warnings(document.records)
     if errors:
         parts += ["", "## Errors", "", *(f"- {e}" for e in errors)]

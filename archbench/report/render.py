@@ -84,6 +84,15 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def markdown_table(frame) -> str:
+    """A DataFrame as a Markdown table, values through :func:`format_value` and kept as written.
+
+    (tabulate would otherwise re-parse '1.285e+07' or '25,557,032' as numbers and re-format them.)
+    """
+    align = ["right" if "[" in str(column) else "left" for column in frame.columns]
+    return frame.map(format_value).to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
 def all_warnings(records: list[Record]) -> list[str]:
     """Every distinct warning of the run, each with the model it concerns."""
     seen: dict[str, None] = {}
@@ -99,13 +108,13 @@ def to_text(document: RunDocument, fmt: str) -> str:
         return document.to_json() + "\n"
     if fmt == "csv":
         return tidy_frame(document.records).to_csv(index=False)
-    frame = wide_frame(document.records).map(format_value) if document.records else None
+    frame = wide_frame(document.records) if document.records else None
     if fmt == "markdown":
-        body = frame.to_markdown(index=False) if frame is not None else "_no records_"
+        body = markdown_table(frame) if frame is not None else "_no records_"
         warnings = all_warnings(document.records)
         tail = "".join(f"\n- warning: {w}" for w in warnings)
         return body + ("\n" + tail if tail else "") + "\n"
-    return (frame.to_string(index=False) if frame is not None else "no records") + "\n"
+    return (frame.map(format_value).to_string(index=False) if frame is not None else "no records") + "\n"
 
 
 def widen_for_pipe(console, columns: list[list[str]]) -> None:
