@@ -126,4 +126,5 @@ class RunWriter:
         fd, tmp = tempfile.mkstemp(dir=self.json_path.parent, prefix=".archbench-", suffix=".json")
         with os.fdopen(fd, "w") as handle:
             handle.write(self.document.to_json())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a results file is for everyone to read
         os.replace(tmp, self.json_path)
