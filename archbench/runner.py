@@ -76,13 +76,10 @@ def run_case(case: Case, writer: RunWriter) -> None:
 
 def failure_record(case: Case, metric: str, exc: BaseException) -> Record:
     """The record of a metric that could not be measured: value None, the error's first line."""
-    from archbench.errors import UserError
+    from archbench.errors import describe_error
 
     name, unit = PRIMARY_METRIC.get(metric, (metric, ""))
-    lines = str(exc).strip().splitlines()
-    message = lines[0] if lines else ""
-    error = message if isinstance(exc, UserError) else f"{type(exc).__name__}: {message}"
-    return Record(case.model, name, None, unit, dict(case.point), error=error[:300], case=case.id)
+    return Record(case.model, name, None, unit, dict(case.point), error=describe_error(exc), case=case.id)
 
 
 class _CaseWriter:
@@ -127,13 +124,10 @@ def _latency(case: Case, earlier: list[Record]) -> list[Record]:
     When the case measured its MACs first, they give the achieved FLOP/s and its fraction of
     the machine's matmul peak (measured once per device, dtype and threads).
     """
-    from archbench.errors import UserError
     from archbench.measure.latency import measure_latency
     from archbench.measure.peak import measure_peak_flops
 
     settings = case.settings
-    if settings.device == "meta":
-        raise UserError("latency cannot be measured on the meta device; give device: cpu or cuda")
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None and "module" not in r.point), None)
     peak, peak_warning = None, None
     if macs is not None:
@@ -150,12 +144,9 @@ def _latency(case: Case, earlier: list[Record]) -> list[Record]:
 
 def _memory(case: Case, earlier: list[Record]) -> list[Record]:
     """Peak memory of one forward pass (a fresh process per case on CPU)."""
-    from archbench.errors import UserError
     from archbench.measure.memory import measure_memory
 
     settings = case.settings
-    if settings.device == "meta":
-        raise UserError("memory cannot be measured on the meta device; give device: cpu or cuda")
     return measure_memory(case.model, batch=settings.batch, seq=case.seq, input_shape=case.input,
                           device=settings.device, dtype=settings.dtype, timeout_s=settings.timeout_s)
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from archbench.errors import UserError
+from archbench.errors import UserError, describe_error
 from archbench.results.record import Record
 
 KINDS: dict[str, Callable[[dict, "Context"], "Measured"]] = {}
@@ -134,7 +134,7 @@ def _macs(out: Measured, alias: str, built) -> None:
 
         counted = count_flops(built)
     except Exception as exc:  # noqa: BLE001  (a missing counter or a failed count is a record, not a crash)
-        out.fail(f"{alias}.macs", built.spec, f"{type(exc).__name__}: {exc}")
+        out.fail(f"{alias}.macs", built.spec, describe_error(exc))
         return
     out.add(f"{alias}.macs", counted.macs, "MACs", built.spec, built.point)
     out.records[-1].warnings.extend(counted.warnings)  # each uncounted op is already one of these warnings
@@ -161,7 +161,7 @@ def _latency(out: Measured, alias: str, options: dict, context: Context) -> None
         built = _build(options, context.device)
         records = measure_latency(built, min_time=context.min_time)
     except Exception as exc:  # noqa: BLE001
-        out.fail(f"{alias}.latency_s", options["model"], f"{type(exc).__name__}: {exc}")
+        out.fail(f"{alias}.latency_s", options["model"], describe_error(exc))
         return
     for record in records:
         record.details.setdefault("device", context.device)
@@ -180,7 +180,7 @@ def _memory(out: Measured, alias: str, options: dict, context: Context) -> None:
         records = measure_memory(options["model"], batch=options.get("batch", 1), seq=options.get("seq"),
                                  input_shape=shape, device=context.device)
     except Exception as exc:  # noqa: BLE001
-        out.fail(f"{alias}.peak_memory_bytes", options["model"], f"{type(exc).__name__}: {exc}")
+        out.fail(f"{alias}.peak_memory_bytes", options["model"], describe_error(exc))
         return
     for record in records:
         out.records.append(record)

@@ -11,6 +11,7 @@ from typing import Callable
 from archbench.claims.checks import CheckResult, run_check, verdict
 from archbench.claims.measures import Context, Measured, measure
 from archbench.claims.suite import Claim
+from archbench.errors import describe_error
 from archbench.results.record import Record
 
 
@@ -40,7 +41,7 @@ class ClaimRunner:
                 self._cache[key] = measure(definition, self.context)
             except Exception as exc:  # noqa: BLE001  (a failed measurement is a record with its error)
                 failed = Measured()
-                failed.fail(definition["kind"], definition["kind"], f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                failed.fail(definition["kind"], definition["kind"], describe_error(exc))
                 self._cache[key] = failed
         return self._cache[key]
 

@@ -42,7 +42,6 @@ def flops_command(
     """
     from archbench.errors import UserError
     from archbench.measure.flops import ENGINES, flop_records
-    from archbench.models import build_model
 
     check_output_options(fmt, out)
     if by not in (None, "module", "operator"):

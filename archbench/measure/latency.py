@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from archbench.errors import describe_error
 from archbench.models.build import BuiltModel
 from archbench.results.record import Record
 
@@ -52,7 +53,7 @@ def measure_latency(
     try:
         measurement = _time_forward(module, args, kwargs, threads, min_time)
     except Exception as exc:  # the forward itself failed (shape, out of memory...): a row, not a crash
-        records.append(Record(built.spec, "latency_s", None, "s", point, error=_describe(exc)))
+        records.append(Record(built.spec, "latency_s", None, "s", point, error=describe_error(exc)))
         return records
 
     median = measurement.median
@@ -103,7 +104,7 @@ def count_macs(built: BuiltModel) -> tuple[int | None, list[str]]:
     try:
         count = count_flops(built)
     except Exception as exc:  # an op the counter cannot trace: the latency still stands
-        return None, [f"MACs not counted ({_describe(exc)}): no achieved FLOP/s"]
+        return None, [f"MACs not counted ({describe_error(exc)}): no achieved FLOP/s"]
     if count.significant_uncounted:
         ops = ", ".join(sorted(count.significant_uncounted))
         return count.macs, [f"achieved FLOP/s is a lower bound: no MAC formula for {ops}"]
@@ -152,12 +153,7 @@ def _compile(built: BuiltModel, args: tuple, kwargs: dict):
         seconds = time.perf_counter() - start
     except Exception as exc:  # compiler missing, unsupported op, backend failure
         return built.module, Record(built.spec, "compile_time_s", None, "s", point,
-                                    error=f"torch.compile failed: {_describe(exc)}")
+                                    error=f"torch.compile failed: {describe_error(exc)}")
     return compiled, Record(built.spec, "compile_time_s", seconds, "s", point,
                             details={"what": "first call of the torch.compile'd module, compilation included "
                                              "(inductor's on-disk cache makes repeat runs shorter)"})
-
-
-def _describe(exc: BaseException) -> str:
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first_line}"[:300]

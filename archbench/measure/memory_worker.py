@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from archbench.errors import describe_error
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -96,8 +98,7 @@ def main() -> None:
     try:
         result = measure(request)
     except Exception as exc:  # out of memory, a forward that fails: reported by the parent as a record's error
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        result = {"error": f"{type(exc).__name__}: {first_line}"[:300]}
+        result = {"error": describe_error(exc)}
     sys.stdout.write(json.dumps(result) + "\n")
 
 

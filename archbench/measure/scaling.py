@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from archbench.errors import UserError
+from archbench.errors import UserError, describe_error
 from archbench.results.record import Record
 
 AXES = ("seq", "batch", "resolution")
@@ -245,8 +245,7 @@ def _measure_step(point: SweepPoint, group: str, settings: SweepSettings, earlie
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # OOM, an op without a kernel, a bad size: a row with its error, and go on
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return [Record(point.label, metric, None, unit, point.point, error=f"{type(exc).__name__}: {message}")]
+        return [Record(point.label, metric, None, unit, point.point, error=describe_error(exc))]
     for record in new:
         record.model = point.label
     return new

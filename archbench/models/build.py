@@ -92,8 +92,6 @@ def build_model(
     train: bool = False,
 ) -> BuiltModel:
     """Build a registry model in eval mode (``train=True`` for training mode) with its input."""
-    import torch
-
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
     entry, options = resolve(spec)
