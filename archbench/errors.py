@@ -1,8 +1,12 @@
-"""The one exception type for user mistakes: the CLI turns it into a one-line message and exit code 2."""
+"""The exceptions the CLI turns into one line on stderr: UserError (exit 2) and MachineError (exit 1)."""
 
 
 class UserError(Exception):
     """A mistake in what the user asked for (unknown model, malformed range, bad option...)."""
+
+
+class MachineError(Exception):
+    """A fault of the machine, not of the request (disk full, I/O error): one line on stderr and exit 1."""
 
 
 def describe_error(exc: BaseException, limit: int = 300) -> str:

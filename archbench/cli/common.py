@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archbench.errors import UserError
+from archbench.errors import MachineError, UserError
 
 ModelArg = Annotated[str, typer.Argument(help="Registry model: NAME or NAME:key=value,... (see `archbench list`).")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json, csv or markdown.")]
@@ -21,7 +21,7 @@ DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or flo
 
 
 def handle_errors(command):
-    """Turn a UserError into one line on stderr and exit 2; Ctrl-C into exit 130 without a traceback."""
+    """A UserError: one line on stderr, exit 2; a MachineError (disk full): one line, exit 1; Ctrl-C: exit 130."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -30,6 +30,9 @@ def handle_errors(command):
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except MachineError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -47,10 +50,12 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
 def check_output_options(fmt: str, out: str | None) -> None:
     """Validate --format and --out before any measuring starts."""
     from archbench.report.render import check_format, format_for_path
+    from archbench.results.atomic import check_writable
 
     check_format(fmt)
     if out:
         format_for_path(out)
+        check_writable(out)
 
 
 def new_document(device: str = "cpu", **env_extra):
