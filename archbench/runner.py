@@ -2,9 +2,9 @@
 
 Each metric of a case is measured on its own: a failure (unknown op, out of memory, a shape
 the model refuses) becomes one record with its ``error`` under the metric's main name, and
-the run goes on. Every record carries its case id. The writer rewrites the JSON after each
-record, so Ctrl-C (which propagates) leaves every finished record on disk, and the
-document's ``meta.complete`` stays false until the last case is done.
+the run goes on. Every record carries its case id. The writer journals each record as it
+comes, so Ctrl-C (which propagates) leaves every finished record on disk; the document
+itself is written, with ``meta.complete`` true, only when the last case is done.
 """
 
 from __future__ import annotations
@@ -44,14 +44,26 @@ def new_run_document(suite: Suite, cases: tuple[Case, ...], shard: tuple[int, in
 
 def run_cases(cases: tuple[Case, ...], writer: RunWriter,
               progress: Callable[[int, int, str], None] | None = None) -> None:
-    """Measure every case into ``writer``; mark the document complete at the end."""
-    for done, case in enumerate(cases):
-        if progress:
-            progress(done, len(cases), case.id)
-        run_case(case, writer)
+    """Measure every case into ``writer``, then mark the document complete and have the writer finish it.
+
+    On Ctrl-C or any other exception the writer aborts (its journal kept, marked interrupted)
+    and the exception propagates.
+    """
+    from archbench.errors import describe_error
+
+    try:
+        for done, case in enumerate(cases):
+            if progress:
+                progress(done, len(cases), case.id)
+            run_case(case, writer)
+    except KeyboardInterrupt:
+        writer.abort()
+        raise
+    except BaseException as exc:
+        writer.abort(describe_error(exc))
+        raise
     writer.document.meta["complete"] = True
-    if writer.json_path:
-        writer.flush()
+    writer.finish()
     if progress:
         progress(len(cases), len(cases), "done")
 

@@ -24,15 +24,17 @@ def test_record_round_trip_and_optional_fields():
     assert Record.from_dict(data) == record
 
 
-def test_writer_keeps_every_finished_record(tmp_path):
+def test_writer_journals_every_finished_record_and_writes_the_document_at_the_end(tmp_path):
     path = tmp_path / "run.json"
     writer = RunWriter(RunDocument(env={"cpu": "x"}), path)
-    assert json.loads(path.read_text())["records"] == []
+    assert not path.exists()
     for record in sample_records():
         writer.add(record)
-        on_disk = load_run(path)
-        assert on_disk.records[-1] == record
+        on_disk = load_run(writer.journal_path)
+        assert on_disk.records[-1] == record and on_disk.meta["complete"] is False
+    writer.finish()
     assert len(load_run(path).records) == 3
+    assert not writer.journal_path.exists()
 
 
 def test_load_run_rejects_bad_documents(tmp_path):

@@ -4,7 +4,6 @@ The measurers are replaced by closed-form stubs where the sweep machinery is und
 real FLOP counter is checked against the closed forms of a Transformer layer and an LSTM.
 """
 
-import json
 import math
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from archbench.errors import UserError
 from archbench.measure import scaling
 from archbench.measure.scaling import crossings, crossover, fit_loglog, local_exponents, plan_points, run_sweep
-from archbench.results.record import Record, RunDocument, RunWriter
+from archbench.results.record import Record, RunDocument, RunWriter, load_run
 
 D, FF = 512, 2048  # the reference transformer's d_model and feed-forward width; the LSTM's input and hidden
 
@@ -171,7 +170,7 @@ def test_each_point_is_written_before_the_next_is_measured(stub_flops, monkeypat
     seen_on_disk = []
 
     def latency(point, settings, earlier):
-        seen_on_disk.append(len(json.loads(path.read_text())["records"]))
+        seen_on_disk.append(len(load_run(tmp_path / "run.json.partial.jsonl").records))  # the run's journal
         assert [r.metric for r in earlier] == ["macs", "flops"]  # this point's flops came first
         return [Record(point.label, "latency_s", 1e-3 * point.seq, "s", point.point)]
 
@@ -220,7 +219,7 @@ def test_ctrl_c_propagates_and_keeps_every_finished_point(stub_flops, monkeypatc
     monkeypatch.setitem(scaling.MEASURERS, "latency", latency)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(["lstm"], [10, 20, 40, 80], ["flops", "latency"], writer=RunWriter(RunDocument(), path))
-    kept = [(r["metric"], r["point"]["seq"]) for r in json.loads(path.read_text())["records"]]
+    kept = [(r.metric, r.point["seq"]) for r in load_run(tmp_path / "run.json.partial.jsonl").records]
     assert kept == [("macs", 10), ("flops", 10), ("latency_s", 10), ("macs", 20), ("flops", 20), ("latency_s", 20),
                     ("macs", 40), ("flops", 40)]
 

@@ -242,9 +242,10 @@ def test_ctrl_c_keeps_what_finished(tmp_path, monkeypatch):
     monkeypatch.setitem(runner._MEASURERS, "params", interrupt_on_third)
     with pytest.raises(KeyboardInterrupt):
         _run(suite, suite.cases, tmp_path)
-    saved = load_run(tmp_path / "run.json")
+    assert not (tmp_path / "run.json").exists()  # the target is written only when the run finishes
+    saved = load_run(tmp_path / "run.json.partial.jsonl")
     assert {r.case for r in saved.records} == {"c0", "c1"}
-    assert saved.meta["complete"] is False
+    assert saved.meta["complete"] is False and saved.meta["interrupted"] is True
     assert saved.meta["suite"] == "many" and saved.env["threads"]
 
 

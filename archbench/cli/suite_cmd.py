@@ -19,15 +19,17 @@ def run_command(
     shard: Annotated[Optional[str], typer.Option("--shard", help="Only shard I of N (e.g. 2/4).")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Run a suite's cases; every finished record is written to --out at once (Ctrl-C keeps them).
+    """Run a suite's cases; every finished record is journalled at once (Ctrl-C keeps them).
 
     The whole suite is validated first: a mistake exits 2 naming the file, line and key.
-    A case that fails is a row with its error; the run goes on.
+    A case that fails is a row with its error; the run goes on. --out is replaced only when
+    the run finishes; until then the records are in OUT.partial.jsonl, which a stopped run keeps.
     """
     from pathlib import Path
 
     from archbench.errors import UserError
     from archbench.report.render import check_format, emit
+    from archbench.results.atomic import safe_file_name
     from archbench.results.record import RunWriter
     from archbench.runner import new_run_document, run_cases
     from archbench.suite import load_suite, parse_shard
@@ -39,12 +41,14 @@ def run_command(
     spec = load_suite(suite)
     cases = spec.shard(*shard_of) if shard_of else spec.cases
     if not out:
-        out = f"results/{spec.name}" + (f"-shard-{shard_of[0]}-of-{shard_of[1]}" if shard_of else "") + ".json"
+        shard_tag = f"-shard-{shard_of[0]}-of-{shard_of[1]}" if shard_of else ""
+        out = f"results/{safe_file_name(spec.name, 'suite')}{shard_tag}.json"  # `name: ../x` stays in results/
     writer = RunWriter(new_run_document(spec, cases, shard_of), out)
     try:
         _with_progress(lambda progress: run_cases(cases, writer, progress))
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: {len(writer.document.records)} finished records kept in {out}", err=True)
+        typer.echo(f"interrupted: {len(writer.document.records)} finished records kept in {writer.journal_path}; "
+                   f"{out} is unchanged", err=True)
         raise
     title = f"suite {spec.name}" + (f", shard {shard}" if shard else "") + f": {len(cases)} of {len(spec.cases)} cases"
     emit(writer.document, fmt, None, title)
@@ -78,14 +82,14 @@ def merge_command(
     from pathlib import Path
 
     from archbench.errors import UserError
-    from archbench.results.record import RunWriter, load_run
+    from archbench.results.record import load_run, write_run
     from archbench.runner import merge_runs
 
     if Path(out).suffix.lower() != ".json":
         raise UserError(f"--out {out}: a run document is JSON; give a .json file")
     merged, warnings = merge_runs([(path, load_run(path)) for path in runs])
     merged.meta["command"] = "archbench " + " ".join(sys.argv[1:])
-    RunWriter(merged, out)
+    write_run(merged, out)
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"wrote {out}: {len(merged.records)} records from {len(runs)} runs", err=True)
@@ -104,16 +108,21 @@ def compare_command(
         "--deterministic-only", help="Only the exact figures (params, MACs...), not timings or memory.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown (a PR comment) or json.")] = "table",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Also write the report to .md or .json.")] = None,
+    allow_incomplete: Annotated[bool, typer.Option(
+        "--allow-incomplete", help="Compare a run that did not finish (interrupted, killed, a journal) anyway.")] = False,
 ) -> None:
     """Compare two runs: exit 0 when nothing regressed, 1 when something did, 2 on bad input.
 
     Counts (params, MACs, FLOPs...) must match exactly; timings must pass the threshold and a
     significance test on the raw samples; runs from different machines leave timings uncompared.
+    Runs of different suites, and runs that did not finish (unless --allow-incomplete), exit 2.
     """
     from pathlib import Path
 
     from archbench.errors import UserError
-    from archbench.report.compare import compare_runs, parse_thresholds, print_comparison, to_json, to_markdown
+    from archbench.report.compare import (check_comparable, compare_runs, parse_thresholds, print_comparison,
+                                          to_json, to_markdown)
+    from archbench.results.atomic import check_writable, write_atomic
     from archbench.results.record import load_run
 
     if fmt not in ("table", "markdown", "json"):
@@ -123,12 +132,15 @@ def compare_command(
         raise UserError(f"--out {out}: unknown extension {Path(out).suffix!r}; use .md or .json")
     if not 0 < alpha < 1:
         raise UserError(f"--alpha must lie between 0 and 1, got {alpha}")
+    if out:
+        check_writable(out)
     thresholds = parse_thresholds(threshold or [])
-    comparison = compare_runs(load_run(baseline), load_run(current), thresholds=thresholds, alpha=alpha,
+    runs = [(baseline, load_run(baseline)), (current, load_run(current))]
+    check_comparable(runs, allow_incomplete)
+    comparison = compare_runs(runs[0][1], runs[1][1], thresholds=thresholds, alpha=alpha,
                               deterministic_only=deterministic_only)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(writers[Path(out).suffix.lower()](comparison))
+        write_atomic(out, writers[Path(out).suffix.lower()](comparison))
     if fmt == "table":
         print_comparison(comparison)
     else:
@@ -145,15 +157,15 @@ def report_command(
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write to FILE (plots next to it).")] = None,
 ) -> None:
     """Render a run as a readable Markdown or HTML report, with a plot of each sweep."""
-    from pathlib import Path
-
     from archbench.report.document import render_report
+    from archbench.results.atomic import check_writable, write_atomic
     from archbench.results.record import load_run
 
+    if out:
+        check_writable(out)
     text = render_report(load_run(run), fmt, out)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        write_atomic(out, text)
         typer.echo(f"wrote {out}", err=True)
     else:
         typer.echo(text, nl=False)

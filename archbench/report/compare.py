@@ -15,8 +15,16 @@ Figures are matched by :func:`figure_key` (case or model, claim, metric, input p
   compared at all: the summary says they are not comparable.
 - A figure only in the current run is ``new``, only in the baseline ``missing``; an error that
   appears is ``newly failing``, one that disappears ``fixed``.
+- A value that cannot be a measurement (NaN, an infinity, a negative timing or memory figure,
+  or such a raw sample) on either side is ``invalid``: it is not compared.
 
-``newly failing``, ``regressed``, ``changed`` and ``missing`` fail the comparison (exit 1).
+Kinds (exact, timing, memory) and which direction is better come from :mod:`archbench.metrics`.
+``invalid``, ``newly failing``, ``regressed``, ``changed`` and ``missing`` fail the comparison
+(exit 1). :func:`check_comparable` refuses (exit 2) runs of different suites and runs that
+did not finish.
+
+``to_json`` is strict JSON: a NaN or an infinity is written as the string ``"NaN"``,
+``"Infinity"`` or ``"-Infinity"``.
 """
 
 from __future__ import annotations
@@ -27,28 +35,47 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archbench.errors import UserError
+from archbench.metrics import METRICS, kind_of
 from archbench.results.record import Record, RunDocument
 
-STATUSES = ("newly failing", "regressed", "changed", "missing", "not significant", "improved", "fixed", "new",
-            "still failing")
+STATUSES = ("invalid", "newly failing", "regressed", "changed", "missing", "not significant", "improved", "fixed",
+            "new", "still failing")
 """Every status a listed change can have, worst first."""
-FAILING = frozenset({"newly failing", "regressed", "changed", "missing"})
+FAILING = frozenset({"invalid", "newly failing", "regressed", "changed", "missing"})
 
-_TIMING_WORDS = ("latency", "throughput", "achieved_flops", "peak_fraction", "compile_time")
-_MEMORY_WORDS = ("peak_memory",)
-_HIGHER_IS_BETTER = ("throughput", "achieved_flops", "peak_fraction")
-_LOWER_IS_BETTER = ("latency_s", "compile_time_s", "peak_memory_bytes")
 DEFAULT_THRESHOLDS = {"latency": 0.10, "memory": 0.10}
 DEFAULT_ALPHA = 0.05
 
 
 def metric_kind(metric: str) -> str:
-    """``timing``, ``memory`` (measured, noisy) or ``deterministic`` (must match exactly)."""
-    if any(word in metric for word in _TIMING_WORDS):
-        return "timing"
-    if any(word in metric for word in _MEMORY_WORDS):
-        return "memory"
-    return "deterministic"
+    """``timing``, ``memory`` (measured, noisy) or ``deterministic`` (counts and analytic figures: exact)."""
+    kind = kind_of(metric)
+    return "deterministic" if kind in ("count", "analytic") else kind
+
+
+def unfinished(document: RunDocument) -> str | None:
+    """Why ``document`` is not a finished run (read from a journal, interrupted, not complete), or None."""
+    meta = document.meta
+    if meta.get("journal"):
+        return f"it is the journal of a run that did not finish ({meta['journal']})"
+    if meta.get("interrupted"):
+        return "the run was interrupted"
+    if meta.get("complete") is False:
+        return "the run did not finish (meta.complete is false)"
+    return None
+
+
+def check_comparable(runs: list[tuple[str, RunDocument]], allow_incomplete: bool = False) -> None:
+    """UserError for a (path, run) pair of different suites, or one that did not finish unless allowed."""
+    (base_path, base), (cur_path, cur) = runs
+    if base.meta.get("suite") != cur.meta.get("suite"):
+        raise UserError(f"{base_path} is a run of suite {base.meta.get('suite')!r}, {cur_path} of "
+                        f"{cur.meta.get('suite')!r}: refusing to compare runs of different suites")
+    for path, document in runs:
+        reason = unfinished(document)
+        if reason and not allow_incomplete:
+            raise UserError(f"{path}: {reason}; its missing figures would pass for changes "
+                            "(use --allow-incomplete to compare it anyway)")
 
 
 def parse_thresholds(items: list[str]) -> dict[str, float]:
@@ -147,6 +174,12 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
         if before.error or after.error:
             status = "still failing" if before.error and after.error else ("newly failing" if after.error else "fixed")
             changes.append(_change(status, after, before.value, after.value, note=after.error or before.error or ""))
+            continue
+        problem = _invalid(before, _samples(before, old), kind, "baseline") or \
+            _invalid(after, _samples(after, new), kind, "current")
+        if problem:
+            changes.append(Change("invalid", after.case, after.model, after.metric, dict(after.point), before.value,
+                                  after.value, after.unit, note=problem))
             continue
         if kind == "deterministic":
             if _equal(before.value, after.value):
@@ -267,11 +300,27 @@ def _threshold(metric: str, kind: str, thresholds: dict[str, float]) -> float:
 
 def _direction(metric: str) -> int:
     """+1 when a larger value is better, -1 when smaller is, 0 when neither (fitted exponents, crossovers)."""
-    if metric in _LOWER_IS_BETTER:
-        return -1
-    if any(metric.startswith(word) for word in _HIGHER_IS_BETTER) and "exponent" not in metric:
-        return 1
-    return 0
+    better = METRICS[metric].better if metric in METRICS else None
+    return {"higher": 1, "lower": -1}.get(better, 0)
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _invalid(record: Record, samples: list[float] | None, kind: str, side: str) -> str | None:
+    """Why ``record``'s value (or one of the raw samples behind it) cannot be a measurement, or None."""
+    values = [("value", record.value)] + [("a sample", s) for s in samples or []]
+    for what, value in values:
+        if _not_finite(value):
+            return f"{side} {what} is {value}: not a measurement"
+        if kind != "deterministic" and _is_number(value) and value < 0:
+            return f"{side} {what} is negative ({value:g}): not a measurement"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _samples(record: Record, records: dict[tuple, Record]) -> list[float] | None:
@@ -356,9 +405,9 @@ def change_rows(comparison: Comparison) -> list[dict[str, str]]:
 def _describe_size(change: Change) -> str:
     from archbench.report.render import format_value
 
-    if change.relative is None:
+    if change.relative is None or change.status == "invalid":
         return ""
-    if math.isinf(change.relative):
+    if change.baseline == 0:
         return "from 0"
     delta = change.current - change.baseline
     sign = "+" if delta > 0 else ""
@@ -395,7 +444,18 @@ def to_json(comparison: Comparison) -> str:
         "alpha": comparison.alpha,
         "changes": [asdict(change) for change in comparison.changes],
     }
-    return json.dumps(data, indent=2, default=str) + "\n"
+    return json.dumps(_strict(data), indent=2, default=str, allow_nan=False) + "\n"
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every NaN and infinity spelled as a string, for strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 def print_comparison(comparison: Comparison, console=None) -> None:

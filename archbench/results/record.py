@@ -1,4 +1,4 @@
-"""The record, the run document, and a writer that keeps every finished record on disk.
+"""The record, the run document, reading one back (checked), and the writer that keeps every finished record.
 
 A record is one figure: ``{"model", "metric", "value", "unit", "point", "error", "warnings", "details"}``,
 plus ``claim``/``verdict`` for claim rows and ``case`` for suite cases. A run document is
@@ -8,13 +8,14 @@ plus ``claim``/``verdict`` for claim rows and ``case`` for suite cases. A run do
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from archbench.errors import UserError
+from archbench.results.atomic import check_writable, write_atomic
+from archbench.results.journal import Journal, OutputLock, journal_path, read_journal, to_jsonable
+from archbench.results.schema import check_depth, check_header, check_record, json_type
 
 SCHEMA_VERSION = 1
 
@@ -70,61 +71,114 @@ class RunDocument:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
+        return json.dumps(self.to_dict(), indent=2, default=to_jsonable)
 
 
 def load_run(path: str | Path) -> RunDocument:
-    """Read a run document; UserError (exit 2) for a missing file, bad JSON or another schema version."""
+    """Read a run document, or the journal of an unfinished run (``.jsonl``), checked against its schema.
+
+    UserError (exit 2) for a missing file, bad JSON, another schema version, or a field of the
+    wrong type (naming the record and the field). A journal gives a document with
+    ``meta.complete`` false and ``meta.journal`` set.
+    """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        partial = journal_path(path)
+        hint = f" (the journal of an unfinished run of it is {partial})" if partial.is_file() else ""
+        raise UserError(f"{path}: no such file{hint}")
     try:
-        data = json.loads(path.read_text())
+        data = read_journal(path) if path.name.endswith(".jsonl") else json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a JSON run document ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deep to be a run document") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+    check_depth(data, str(path))
     if not isinstance(data, dict) or "records" not in data:
         raise UserError(f"{path}: not an archbench run document (no 'records')")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UserError(f"{path}: schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
-    try:
-        records = [Record.from_dict(r) for r in data["records"]]
-    except TypeError as exc:
-        raise UserError(f"{path}: malformed record ({exc})") from None
+    check_header(data, str(path))
+    if not isinstance(data["records"], list):
+        raise UserError(f"{path}: field 'records' must be an array, got {json_type(data['records'])}")
+    for number, record in enumerate(data["records"], 1):
+        check_record(record, f"{path}: record {number}")
+    records = [Record.from_dict(r) for r in data["records"]]
     return RunDocument(env=data.get("env", {}), records=records, meta=data.get("meta", {}), schema_version=version)
 
 
-class RunWriter:
-    """Collects records and, when given a JSON path, rewrites the file atomically after each one.
+def write_run(document: RunDocument, path: str | Path) -> None:
+    """Write a whole run document to ``path`` atomically, under the lock that keeps other runs off it."""
+    lock = OutputLock(check_writable(path))
+    try:
+        write_atomic(path, document.to_json())
+    finally:
+        lock.release()
 
-    So a long sweep or suite keeps every finished record when a later one fails or the
-    user presses Ctrl-C.
+
+class RunWriter:
+    """Collects a run's records; with a JSON path, journals each one and writes the document at the end.
+
+    While the run goes on, ``json_path`` is locked (a second run writing it is refused) and
+    left as it was; each record is one line of the journal beside it (:mod:`archbench.results.journal`).
+    :meth:`finish` replaces ``json_path`` with the whole document and removes the journal;
+    :meth:`abort` keeps the journal, marked interrupted. Either releases the lock.
     """
 
     def __init__(self, document: RunDocument, json_path: str | Path | None = None):
         self.document = document
         self.json_path = Path(json_path) if json_path else None
+        self.journal_path = journal_path(self.json_path) if self.json_path else None
+        self._lock: OutputLock | None = None
+        self._journal: Journal | None = None
         if self.json_path:
-            self.flush()
+            self._lock = OutputLock(check_writable(self.json_path))
+            try:
+                self._journal = Journal(self.journal_path)
+                self._journal.append("run", {"schema_version": document.schema_version, "env": document.env,
+                                             "meta": document.meta})
+                for record in document.records:
+                    self._journal.append("record", record.to_dict())
+            except BaseException:
+                self._release(remove_journal=True)
+                raise
 
     def add(self, *records: Record) -> None:
+        """Keep ``records``, each one a line of the journal at once."""
         self.document.records.extend(records)
-        if self.json_path:
-            self.flush()
+        if self._journal:
+            for record in records:
+                self._journal.append("record", record.to_dict())
 
-    def flush(self) -> None:
-        assert self.json_path is not None
-        self.json_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.json_path.parent, prefix=".archbench-", suffix=".json")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.document.to_json())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a results file is for everyone to read
-        os.replace(tmp, self.json_path)
+    def finish(self) -> None:
+        """The run is done: write the whole document to ``json_path`` atomically and remove the journal."""
+        if self.json_path and self._lock:
+            try:
+                write_atomic(self.json_path, self.document.to_json())
+            except BaseException as exc:
+                self.abort(f"the finished document could not be written: {exc}")
+                raise
+            self._release(remove_journal=True)
+
+    def abort(self, error: str | None = None) -> Path | None:
+        """The run stopped: mark the journal interrupted (with ``error`` if it failed), keep it, return its path."""
+        stop = {"interrupted": True, **({"error": error} if error else {})}
+        self.document.meta.update(stop)
+        if not self._journal:
+            return None
+        try:
+            self._journal.append("meta", stop)
+        except Exception:  # the disk is full or failing: the journal is still readable up to its last whole line
+            pass
+        self._release(remove_journal=False)
+        return self.journal_path
+
+    def _release(self, remove_journal: bool) -> None:
+        if self._journal:
+            self._journal.close(remove=remove_journal)
+            self._journal = None
+        if self._lock:
+            self._lock.release()
+            self._lock = None
