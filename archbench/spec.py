@@ -68,17 +68,24 @@ def parse_range(text: str, points: int = 8) -> list[int]:
 
     ``LO..HI`` gives ``points`` geometrically spaced values including both ends,
     ``LO..HI:STEP`` an arithmetic progression from LO up to HI (HI included when reached),
-    ``A,B,C`` an explicit list.
+    ``A,B,C`` an explicit list. Values are at most ``MAX_SIZE`` and a range holds at most
+    ``MAX_POINTS`` of them, counted before any list is built.
     """
+    from archbench.limits import MAX_POINTS, MAX_SIZE, check_points
+
     raw = str(text).strip()
+    check_points(points)
 
     def number(s: str, what: str = "values") -> int:
         try:
             value = int(s.strip())
         except ValueError:
-            raise UserError(f"malformed range {raw!r}: {s.strip()!r} is not an integer") from None
+            shown = s.strip() if len(s.strip()) <= 40 else s.strip()[:40] + "..."
+            raise UserError(f"malformed range {raw[:80]!r}: {shown!r} is not an integer") from None
         if value <= 0:
-            raise UserError(f"malformed range {raw!r}: {what} must be positive, got {value}")
+            raise UserError(f"malformed range {raw[:80]!r}: {what} must be positive, got {value}")
+        if value > MAX_SIZE:
+            raise UserError(f"malformed range {raw[:80]!r}: {what} must be at most {MAX_SIZE:,}, got {value:,}")
         return value
 
     if ".." in raw:
@@ -89,10 +96,11 @@ def parse_range(text: str, points: int = 8) -> list[int]:
             raise UserError(f"malformed range {raw!r}: low end {lo} is above high end {hi}")
         if colon:
             step = number(step_text, "the step")
+            count = (hi - lo) // step + 1
+            if count > MAX_POINTS:
+                raise UserError(f"range {raw!r} holds {count:,} values; at most {MAX_POINTS} are allowed")
             values = list(range(lo, hi + 1, step))
         else:
-            if points < 2:
-                raise UserError(f"--points must be at least 2, got {points}")
             if lo == hi:
                 return [lo]
             ratio = math.log(hi / lo)
@@ -100,7 +108,10 @@ def parse_range(text: str, points: int = 8) -> list[int]:
         return sorted(set(values))
     if not raw:
         raise UserError("malformed range '': expected LO..HI, LO..HI:STEP or A,B,C")
-    return sorted({number(p) for p in raw.split(",")})
+    items = raw.split(",", MAX_POINTS)
+    if len(items) > MAX_POINTS:
+        raise UserError(f"range {raw[:80]!r}... lists more than {MAX_POINTS} values")
+    return sorted({number(p) for p in items})
 
 
 def suggest(name: str, candidates: list[str], n: int = 3) -> str:

@@ -114,18 +114,13 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def load_suite(path: str | Path) -> Suite:
     """Read, type-check and validate a suite file (models resolved, ranges parsed, ids unique)."""
-    import yaml
+    from archbench import yamlfile
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such suite file")
-    text = path.read_text()
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    text = yamlfile.read_text(path)
+    root = yamlfile.compose(path, text)
     if root is None:
         raise UserError(f"{path}: empty suite file")
     reader = _Reader(path)
@@ -213,16 +208,27 @@ class _Reader:
         return value.strip()
 
     def integer(self, node, key: str) -> int:
+        """A positive integer of at most MAX_SIZE (sizes, batch, seq)."""
+        from archbench.limits import MAX_SIZE
+
         value = self.scalar(node, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.error(node, key, f"expected a positive integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+            raise self.error(node, key, f"expected a positive integer of at most {MAX_SIZE:,}, got {value!r}")
         return value
 
     def number(self, node, key: str) -> float:
+        """A positive finite number of seconds (min_time, timeout_s)."""
+        from archbench.limits import positive_finite
+
+        return self._bounded(node, key, positive_finite)
+
+    def _bounded(self, node, key: str, check):
+        """``check(key, value)`` on the scalar's value, its UserError naming the file and line."""
         value = self.scalar(node, key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.error(node, key, f"expected a positive number, got {value!r}")
-        return float(value)
+        try:
+            return check(key.rsplit(".", 1)[-1], value)
+        except UserError as exc:
+            raise self.error(node, key, str(exc)) from None
 
     def settings(self, node, key: str, base: Settings, extra: dict | None = None) -> Settings:
         """``base`` overridden by the Settings keys of a mapping (or of ``extra``, already split out)."""
@@ -230,8 +236,10 @@ class _Reader:
         values: dict[str, Any] = {}
         for name, value_node in items.items():
             where = f"{key}.{name}"
-            if name in ("batch", "threads"):
+            if name == "batch":
                 values[name] = self.integer(value_node, where)
+            elif name == "threads":
+                values[name] = self._bounded(value_node, where, _threads)
             elif name in ("min_time", "timeout_s"):
                 values[name] = self.number(value_node, where)
             elif name == "dtype":
@@ -282,11 +290,13 @@ class _Reader:
             raise self.error(node, key, str(exc)) from None
 
     def sweep(self, node, key: str) -> Sweep:
+        from archbench.limits import check_points
         from archbench.spec import parse_range
 
         items = self.mapping(node, key, required=("axis", "range"), optional=("points",))
         axis = self.choice(items["axis"], f"{key}.axis", SWEEP_AXES)
-        points = self.integer(items["points"], f"{key}.points") if "points" in items else 8
+        points = self._bounded(items["points"], f"{key}.points", lambda name, n: check_points(n, name)) \
+            if "points" in items else 8
         range_node = items["range"]
         if isinstance(range_node, self.yaml.SequenceNode):
             values = [self.integer(item, f"{key}.range[{i}]") for i, item in enumerate(range_node.value)]
@@ -370,6 +380,14 @@ class _Reader:
 
 _SETTING_KEYS = tuple(f.name for f in fields(Settings))
 _CASE_KEYS = ("id", "seq", "input", "sweep")
+
+
+def _threads(name: str, threads) -> int:
+    """A thread count within archbench's bounds (more than this machine's cores is allowed: the file may be for another)."""
+    from archbench.limits import threads_warning
+
+    threads_warning(threads, name)
+    return threads
 
 
 def _dtypes() -> tuple[str, ...]:

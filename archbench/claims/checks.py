@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from archbench.claims.expressions import MissingFigure, evaluate, names
+from archbench.claims.expressions import EvaluationError, MissingFigure, evaluate, names
 from archbench.errors import UserError
 from archbench.report.render import format_value
 
@@ -70,6 +70,8 @@ def run_check(check: Mapping[str, Any], figures: Mapping[str, Any]) -> CheckResu
         passed, shown, extra = _KIND_FUNCTIONS[check["kind"]](check, figures)
     except MissingFigure as missing:
         return CheckResult(says, None, NOT_MEASURED, f"{missing} was not measured")
+    except (EvaluationError, TypeError, ValueError) as failed:  # also a figure that is not a number where one is needed
+        return CheckResult(says, None, NOT_MEASURED, f"cannot evaluate {failed}")
     failed_status = CAVEAT if check.get("on_fail") == "caveat" else REFUTED
     if passed and extra:  # a readings check that matched a secondary reading
         return CheckResult(says, True, CAVEAT, shown, extra)

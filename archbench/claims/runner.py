@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from archbench.claims.checks import CheckResult, run_check, verdict
+from archbench.claims.checks import NOT_MEASURED, CheckResult, run_check, verdict
 from archbench.claims.measures import Context, Measured, measure
 from archbench.claims.suite import Claim
 from archbench.errors import describe_error
@@ -61,7 +61,8 @@ class ClaimRunner:
                 records.append(own)
         results = [run_check(check, figures) for check in claim.checks]
         outcome_verdict = verdict(results)
-        errors = [f"{r.metric}: {r.error}" for r in records if r.error]
+        errors = ([f"{r.metric}: {r.error}" for r in records if r.error]
+                  or [f"{r.says}: {r.figures}" for r in results if r.status == NOT_MEASURED])  # an expression failed
         summary = Record(
             model=claim.claim, metric="verdict", value=outcome_verdict, unit="", claim=claim.id,
             details={"source": claim.source, "measured": fill(claim.explain, figures),
@@ -79,7 +80,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 def fill(template: str, figures: dict) -> str:
     """``template`` with each ``{expression}`` replaced by its value (``n/a`` when not measured)."""
     from archbench.claims.checks import plain
-    from archbench.claims.expressions import MissingFigure, evaluate
+    from archbench.claims.expressions import EvaluationError, MissingFigure, evaluate
 
     def replace(match: re.Match) -> str:
         text = match.group(1)
@@ -88,9 +89,9 @@ def fill(template: str, figures: dict) -> str:
             text, fmt = text.rsplit("|", 1)
         try:
             value = evaluate(text, figures, "explain")
-        except (MissingFigure, TypeError, IndexError, ZeroDivisionError):
+            return _format(value, fmt) if fmt else plain(value)
+        except (MissingFigure, EvaluationError, TypeError, ValueError):  # a format that does not fit the value too
             return "n/a"
-        return _format(value, fmt) if fmt else plain(value)
 
     return _PLACEHOLDER.sub(replace, template)
 

@@ -46,17 +46,13 @@ class Claim:
 
 def load_claims(path: str | Path | None = None) -> list[Claim]:
     """Every claim of the file (``suites/claims.yaml`` by default), validated."""
-    import yaml
-
+    from archbench import yamlfile
     from archbench.claims.measures import KINDS
 
     path = Path(path) if path else DEFAULT_PATH
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = yamlfile.safe_load(path, yamlfile.read_text(path))
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise UserError(f"{path}: expected a mapping with a 'claims' list")
     claims, seen = [], set()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Annotated, Optional
 
 import typer
 
 from archbench.errors import MachineError, UserError
+from archbench.limits import check_points, positive_finite, threads_warning  # noqa: F401  (the option validators)
 
 ModelArg = Annotated[str, typer.Argument(help="Registry model: NAME or NAME:key=value,... (see `archbench list`).")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json, csv or markdown.")]
@@ -20,24 +22,86 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")]
 
 
+DEBUG_ENV = "ARCHBENCH_DEBUG"
+"""Set (to anything but empty or 0) by ``archbench --debug``: an internal error shows its traceback."""
+
+
 def handle_errors(command):
-    """A UserError: one line on stderr, exit 2; a MachineError (disk full): one line, exit 1; Ctrl-C: exit 130."""
+    """The command boundary: a UserError is one line and exit 2, a MachineError (disk full) one line and
+    exit 1, Ctrl-C exit 130, and anything else one line and exit 1.
+
+    An unexpected exception prints ``internal error: Type: message (traceback in PATH)``, its
+    traceback written to a log file (see :func:`write_traceback`), or shown in full when
+    debugging is on (``archbench --debug`` or ARCHBENCH_DEBUG=1).
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {_one_line(str(exc))}", err=True)
             raise typer.Exit(2) from None
         except MachineError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {_one_line(str(exc))}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001  (the last line of defence: never a bare traceback)
+            import traceback
+
+            text = "".join(traceback.format_exception(exc))
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                typer.echo(text.rstrip(), err=True)
+            else:
+                where = write_traceback(text)
+                typer.echo(f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (traceback in {where})",
+                           err=True)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def write_traceback(text: str) -> str:
+    """Write an internal error's traceback to a new log file; its path.
+
+    The file is ``internal-error-YYYYmmdd-HHMMSS-PID.log`` in ``$XDG_STATE_HOME/archbench/``
+    (default ``~/.local/state/archbench/``), or in the temporary directory when that folder
+    cannot be written.
+    """
+    import tempfile
+    import time
+
+    name = f"internal-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    for folder in (os.path.join(state, "archbench"), tempfile.gettempdir()):
+        path = os.path.join(folder, name)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as log:
+                log.write(f"archbench {' '.join(sys.argv[1:])}\n{text}")
+            return path
+        except OSError:
+            continue
+    return "no log file: none could be written; rerun with --debug"
+
+
+def _one_line(message: str, limit: int = 500) -> str:
+    """The first line of a message, cut to ``limit`` characters."""
+    lines = message.strip().splitlines()
+    return (lines[0] if lines else "")[:limit]
+
+
+def check_threads(threads: int | None) -> int | None:
+    """A --threads value: UserError below 1 or above MAX_THREADS; a warning on stderr above this machine's cores."""
+    if threads is not None:
+        warning = threads_warning(threads)
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
+    return threads
 
 
 def parse_input(text: str | None) -> tuple[int, ...] | None:

@@ -68,10 +68,13 @@ def run_worker(request: dict, timeout_s: float | None = None) -> dict:
     """Run :mod:`archbench.measure.memory_worker` on ``request`` in a fresh Python process; its JSON answer.
 
     Failures come back as ``{"error": ...}``: the worker's own exception, a signal (the kernel's
-    out-of-memory killer sends SIGKILL), or the timeout.
+    out-of-memory killer sends SIGKILL), or the timeout. The worker is killed when this process
+    dies, even by SIGKILL (see :func:`archbench.measure.memory_worker.die_with_parent`).
     """
+    from archbench.measure.memory_worker import PARENT_PID_ENV
+
     command = [sys.executable, "-m", "archbench.measure.memory_worker"]
-    env = {**os.environ, **WORKER_MALLOC_ENV}
+    env = {**os.environ, **WORKER_MALLOC_ENV, PARENT_PID_ENV: str(os.getpid())}
     start = time.perf_counter()
     try:
         done = subprocess.run(command, input=json.dumps(request), capture_output=True, text=True,

@@ -9,18 +9,27 @@ thread pools), the second is the steady-state figure. On CPU the peak is the pro
 peak resident set (VmHWM), reset before each forward by writing 5 to
 ``/proc/self/clear_refs``, minus the resident set just before it. On CUDA it is the
 allocator's ``max_memory_allocated`` minus what was allocated before the forward.
+
+The worker dies with its parent: at start-up it asks Linux for SIGKILL when the parent exits
+(``PR_SET_PDEATHSIG``), then exits at once if its parent is no longer the process named in
+``ARCHBENCH_PARENT_PID`` (the parent died before the request took effect).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Callable
 
 from archbench.errors import describe_error
 
+PARENT_PID_ENV = "ARCHBENCH_PARENT_PID"
+"""The parent's process id, set by :func:`archbench.measure.memory.run_worker`."""
+_PR_SET_PDEATHSIG = 1
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -93,7 +102,25 @@ def measure(request: dict) -> dict:
     return {"first": first, "steady": peak()}
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies; exit now if ``parent_pid`` is already gone.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); elsewhere it does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # the parent died before the request above: nobody waits for the answer
+        os._exit(1)
+
+
 def main() -> None:
+    if os.environ.get(PARENT_PID_ENV):
+        die_with_parent(int(os.environ[PARENT_PID_ENV]))
     request = json.loads(sys.stdin.read())
     try:
         result = measure(request)
