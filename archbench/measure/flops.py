@@ -17,26 +17,41 @@ known to be negligible, which ``--strict`` tolerates.
 
 Forward counts run under ``torch.no_grad()`` (inference), so PyTorch's fused fast paths
 (``_transformer_encoder_layer_fwd``, ``_native_multi_head_attention``) are taken where it
-would take them, and counted by their formulas. Causal or masked attention is counted as
-the full L×S score matrix (see :func:`archbench.measure.formulas.attention_macs`).
+would take them, and counted by their formulas.
+
+Attention is counted in full (every L×S query–key pair, as the math backend computes it) unless
+``attention_count="causal"``: then each ``scaled_dot_product_attention`` call counts the pairs
+its mask keeps (:func:`sdpa_kept_pairs`) and the record says how each call was counted.
+Mixture-of-experts layers count the experts each token was routed to; on the meta device,
+where routing cannot be read, each token is taken to reach its top-k experts.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from archbench.errors import UserError
 from archbench.measure import formulas
 from archbench.measure.params import module_depth
-from archbench.models.build import BuiltModel
+from archbench.metrics import unit_of
 from archbench.results.record import Record
+
+if TYPE_CHECKING:
+    from archbench.models.subject import Subject
 
 ENGINES = ("auto", "fvcore", "dispatch")
 
-ATTENTION_NOTE = "causal or masked attention is counted as the full L×S score matrix, as the math backend computes it"
+ATTENTION_COUNTS = ("full", "causal")
+ATTENTION_NOTES = {
+    "full": "causal or masked attention is counted as the full L×S score matrix, as the math backend computes it",
+    "causal": "scaled_dot_product_attention counts only the query–key pairs its mask keeps",
+}
+META_ROUTING = ("meta device: routing cannot be read, each token is taken to reach its top-k experts "
+                "(uniform routing), counted with transformers' batched_mm experts path")
 
 # Elementwise, normalisation, reduction and pooling work: FLOPs per element of the largest
 # tensor the op reads or writes. "bias" is the bias addition of addmm/baddbmm/linear/conv.
@@ -48,7 +63,7 @@ OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
             "relu6", "threshold", "threshold_", "clamp", "clamp_", "clamp_min", "clamp_min_", "hardtanh",
             "hardtanh_", "leaky_relu", "leaky_relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "gelu", "gelu_",
             "silu", "silu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "elu", "elu_", "mish",
-            "softplus", "sum", "mean", "var", "std", "max_pool1d", "max_pool2d", "max_pool3d",
+            "softplus", "cos", "sin", "sum", "mean", "var", "std", "max_pool1d", "max_pool2d", "max_pool3d",
             "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
             "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "_adaptive_avg_pool2d",
             "adaptive_max_pool2d", "upsample_nearest2d",
@@ -71,6 +86,7 @@ OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
 }
 
 FUSED_ELEMENTWISE = "fused_elementwise"  # other_flops inside fused attention kernels, see fused_elementwise_flops
+ATTENTION_PRODUCTS = "attention_products"  # fvcore handles: MACs of attention's score and value products
 
 # No arithmetic: views, copies, allocation, indexing and lookups (embedding), masks, random draws.
 DATA_MOVEMENT_OPS = frozenset(
@@ -97,8 +113,8 @@ NEGLIGIBLE_OPS = frozenset(
         "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and",
         "bitwise_or", "bitwise_not", "__and__", "__or__", "argmax", "argmin", "max", "min", "amax", "amin",
         "topk", "sort", "cumsum", "floor", "floor_divide", "remainder", "round", "any", "all", "scatter",
-        "scatter_add", "index_put_", "index_add", "sign", "isnan", "isinf", "nonzero", "maximum", "minimum",
-        "embedding_dense_backward",
+        "scatter_add", "scatter_", "index_put_", "index_put", "index_add", "index_add_", "sign", "isnan", "isinf",
+        "nonzero", "maximum", "minimum", "aminmax", "histc", "bincount", "embedding_dense_backward",
     )
 )
 
@@ -116,6 +132,8 @@ class FlopCount:
     engine: str = ""
     uncounted_modules: dict[str, list[str]] = field(default_factory=dict)  # op -> modules that ran it
     other_by_operator: dict[str, int] = field(default_factory=dict)  # op -> FLOPs
+    attention_macs: int = 0  # MACs of attention's score and value products (QKᵀ and AV), see is_attention_module
+    details: dict[str, Any] = field(default_factory=dict)  # how attention and routing were counted
 
     @property
     def flops(self) -> int:
@@ -167,15 +185,20 @@ def base_name(op: str) -> str:
     return name.split(".")[0]
 
 
-def choose_engine(built: BuiltModel, engine: str = "auto", backward: bool = False) -> str:
+def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
+                  attention_count: str = "full") -> str:
     """The engine that will count ``built``: fvcore where jit tracing can, dispatch elsewhere."""
     if engine not in ENGINES:
         raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if attention_count not in ATTENTION_COUNTS:
+        raise UserError(f"unknown --attention-count {attention_count!r}; expected one of {', '.join(ATTENTION_COUNTS)}")
     _, kwargs = built.example_inputs(device="meta")
     why_not_fvcore = (
         "--backward needs the dispatch engine" if backward
+        else "--attention-count causal reads each attention call's mask, which needs the dispatch engine"
+        if attention_count == "causal"
         else "the meta device cannot be traced by jit" if built.device == "meta"
-        else f"{built.entry.name} takes keyword inputs, which jit tracing cannot pass" if kwargs
+        else f"{built.spec} takes keyword inputs, which jit tracing cannot pass" if kwargs
         else None
     )
     if engine == "auto":
@@ -185,9 +208,13 @@ def choose_engine(built: BuiltModel, engine: str = "auto", backward: bool = Fals
     return engine
 
 
-def count_flops(built: BuiltModel, *, backward: bool = False, engine: str = "auto") -> FlopCount:
-    """Count the MACs of one forward pass of ``built`` on its example input (forward + backward with ``backward``)."""
-    chosen = choose_engine(built, engine, backward)
+def count_flops(built: Subject, *, backward: bool = False, engine: str = "auto",
+                attention_count: str = "full") -> FlopCount:
+    """Count the MACs of one forward pass of ``built`` on its example input (forward + backward with ``backward``).
+
+    ``attention_count="causal"`` counts only the query–key pairs each attention call's mask keeps.
+    """
+    chosen = choose_engine(built, engine, backward, attention_count)
     notes: list[str] = []
     if chosen == "fvcore":
         try:
@@ -197,42 +224,48 @@ def count_flops(built: BuiltModel, *, backward: bool = False, engine: str = "aut
             if engine == "fvcore":
                 raise UserError(f"fvcore could not trace {built.spec} ({reason}); use --engine dispatch") from None
             notes.append(f"fvcore could not trace the model ({reason}); counted with the dispatch engine")
-            chosen, result = "dispatch", _count_dispatch(built, backward)
+            chosen, result = "dispatch", _count_dispatch(built, backward, attention_count)
     else:
-        result = _count_dispatch(built, backward)
+        result = _count_dispatch(built, backward, attention_count)
     result.engine = chosen
+    if "routing" in result.details and built.device == "meta":
+        notes.append(f"mixture-of-experts: {META_ROUTING}")
+    if "attention_unfused" in result.details:
+        notes.append(result.details["attention_unfused"])
     result.warnings = list(built.warnings) + notes + _uncounted_warnings(result)
     return result
 
 
-def flop_records(built: BuiltModel, *, backward: bool = False, by: str | None = None, depth: int | None = None,
-                 engine: str = "auto") -> list[Record]:
+def flop_records(built: Subject, *, backward: bool = False, by: str | None = None, depth: int | None = None,
+                 engine: str = "auto", attention_count: str = "full") -> list[Record]:
     """Records ``macs``, ``flops`` and ``other_flops`` for the model, then per module (``by="module"``,
     down to ``depth``) or per operator (``by="operator"``) ``macs`` rows."""
     if by not in (None, "module", "operator"):
         raise UserError(f"unknown --by {by!r}; expected module or operator")
-    count = count_flops(built, backward=backward, engine=engine)
+    count = count_flops(built, backward=backward, engine=engine, attention_count=attention_count)
     point = dict(built.point)
     details: dict[str, Any] = {"engine": count.engine, "pass": "forward+backward" if backward else "forward"}
-    if any(name in base_name(op) for op in count.by_operator for name in ("attention", "transformer_encoder_layer")):
-        details["attention"] = ATTENTION_NOTE  # a fused attention kernel was counted
+    if count.attention_macs:
+        details["attention"] = ATTENTION_NOTES[attention_count]
+        details["attention_count"] = attention_count
+    details.update(count.details)
     if count.uncounted:
         details["uncounted_ops"] = dict(count.uncounted)
     if count.significant_uncounted:
         details["significant_uncounted"] = count.significant_uncounted
     records = [
-        Record(built.spec, "macs", count.macs, "MAC", point, warnings=list(count.warnings), details=details),
-        Record(built.spec, "flops", count.flops, "FLOP", point, details={"definition": "2 x macs"}),
-        Record(built.spec, "other_flops", count.other_flops, "FLOP", point,
+        Record(built.spec, "macs", count.macs, unit_of("macs"), point, warnings=list(count.warnings), details=details),
+        Record(built.spec, "flops", count.flops, unit_of("flops"), point, details={"definition": "2 x macs"}),
+        Record(built.spec, "other_flops", count.other_flops, unit_of("other_flops"), point,
                details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
     ]
     if by == "module":
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):
-                records.append(Record(built.spec, "macs", macs, "MAC", {**point, "module": name}))
+                records.append(Record(built.spec, "macs", macs, unit_of("macs"), {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
-            records.append(Record(built.spec, "macs", macs, "MAC", {**point, "operator": op}))
+            records.append(Record(built.spec, "macs", macs, unit_of("macs"), {**point, "operator": op}))
     return records
 
 
@@ -259,8 +292,102 @@ def _as_flops(macs_formula: Callable[..., int]) -> Callable[..., int]:
     return formula
 
 
-def _dispatch_formulas() -> dict:
-    """custom_mapping for FlopCounterMode: archbench's formulas for every MAC op it knows (shapes in, FLOPs out)."""
+# The fused kernels F.scaled_dot_product_attention dispatches to; each takes (query, key, value, ...) as (B, H, L, E).
+SDPA_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+                "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")
+
+
+def is_attention_module(module) -> bool:
+    """Whether ``module`` is an attention layer, by its class name (``LlamaAttention``, ``BertSelfAttention``,
+    ``nn.MultiheadAttention``, ...): its batched products of two activations (bmm, baddbmm) are the score
+    and value products QKᵀ and AV of eager attention; its projections are linear layers (mm, addmm)."""
+    return "Attention" in type(module).__name__
+
+
+def sdpa_kept_pairs(query, key, attn_mask=None, is_causal: bool = False, module=None) -> tuple[int, str]:
+    """Query–key pairs one ``scaled_dot_product_attention`` call keeps, summed over batch and heads, and how
+    they were found.
+
+    ``is_causal`` keeps keys 0..i for query i (PyTorch's top-left alignment). A mask with values keeps its
+    True entries (bool) or those above its dtype's minimum (float: transformers writes finfo.min or -inf),
+    broadcast to (batch, heads, L, S). A mask on the meta device has no values: it is taken to be the causal
+    mask of the attention ``module`` (its ``is_causal``) with the ``sliding_window`` of the module or its
+    config, the mask's queries being the last ones (a KV cache). No mask: every pair.
+    """
+    import torch
+
+    *lead, length, _ = query.shape
+    source = key.shape[-2]
+    full = math.prod(lead) * length * source
+    if is_causal:
+        return math.prod(lead) * formulas.causal_pairs(length, source), "causal (is_causal)"
+    if attn_mask is None:
+        return full, "full (no mask)"
+    if attn_mask.device.type != "meta":
+        kept = attn_mask if attn_mask.dtype == torch.bool else attn_mask > torch.finfo(attn_mask.dtype).min
+        return int(kept.sum()) * full // attn_mask.numel(), "mask (its kept entries counted)"
+    if not getattr(module, "is_causal", False):
+        return full, "full (mask on the meta device, attention not causal)"
+    config_window = getattr(getattr(module, "config", None), "sliding_window", None)
+    window = getattr(module, "sliding_window", config_window)
+    queries = attn_mask.shape[-2]
+    kept_in_mask = formulas.causal_pairs(queries, source, window, offset=source - queries)
+    how = f"sliding window {window}" if window else "causal"
+    return kept_in_mask * full // (queries * source), f"{how} (meta device: from the model's config)"
+
+
+@dataclass
+class _AttentionCalls:
+    """The scaled_dot_product_attention calls of one count: the pairs the call in flight keeps (for the kernel's
+    formula), how each call was counted, the MACs of attention's score and value products."""
+
+    count: str
+    pending: int | None = None
+    how: Counter = field(default_factory=Counter)
+    macs: int = 0
+    unfused: int = 0  # causal counts that reached no fused kernel (math backend: bmm, counted in full)
+
+
+def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any]):
+    """A TorchFunctionMode that sees each F.scaled_dot_product_attention call with its mask before it is
+    dispatched, and on the meta device (where the math backend would decompose it) runs the CPU flash kernel's
+    meta implementation, so that every device counts one fused op."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+    class SdpaCalls(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is not F.scaled_dot_product_attention:
+                return func(*args, **kwargs)
+            call = {**dict(zip(names, args)), **kwargs}
+            q, k, v, mask = call["query"], call["key"], call["value"], call.get("attn_mask")
+            if calls.count == "causal":
+                calls.pending, how = sdpa_kept_pairs(q, k, mask, call.get("is_causal", False), attention_module())
+                calls.how[how] += 1
+            if q.device.type == "meta" and q.dim() == 4:
+                if call.get("enable_gqa") and k.shape[-3] != q.shape[-3]:
+                    groups = q.shape[-3] // k.shape[-3]
+                    k, v = (t[:, :, None].expand(-1, -1, groups, -1, -1).flatten(1, 2) for t in (k, v))
+                out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                    q, k, v, call.get("dropout_p", 0.0), call.get("is_causal", False), attn_mask=mask,
+                    scale=call.get("scale"))[0]
+            else:
+                out = func(*args, **kwargs)
+            if calls.pending is not None:  # no fused kernel took it: the math backend counted every pair
+                calls.unfused += 1
+                calls.pending = None
+            return out
+
+    return SdpaCalls()
+
+
+def _dispatch_formulas(calls: _AttentionCalls) -> dict:
+    """custom_mapping for FlopCounterMode: archbench's formulas for every MAC op it knows (shapes in, FLOPs out);
+    the fused attention kernels count the pairs ``calls`` says the call in flight keeps."""
     import torch
 
     aten = torch.ops.aten
@@ -289,16 +416,25 @@ def _dispatch_formulas() -> dict:
         aten.mkldnn_rnn_layer: lambda input, *w, **kw: formulas.recurrent_macs(input, w[:4]),
         aten.mkldnn_rnn_layer_backward: lambda input, *w, **kw: formulas.recurrent_backward_macs(input, w[:4]),
     }
-    for name in ("scaled_dot_product_attention", "_scaled_dot_product_flash_attention_for_cpu",
-                 "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
-                 "_scaled_dot_product_cudnn_attention"):
-        if hasattr(aten, name):
-            table[getattr(aten, name)] = lambda q, k, v, *rest, **kw: formulas.attention_macs(q, k, v)
+    if hasattr(aten, "_grouped_mm"):
+        table[aten._grouped_mm] = lambda a, b, *rest, **kw: formulas.grouped_mm_macs(a, b)
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
         table[aten._scaled_dot_product_flash_attention_for_cpu_backward] = (
             lambda grad, q, k, v, *rest, **kw: formulas.attention_backward_macs(q, k, v)
         )
-    return {op: _as_flops(f) for op, f in table.items()}
+    mapping = {op: _as_flops(f) for op, f in table.items()}
+
+    def fused_attention(q, k, v, *rest, out_val=None, **kwargs):  # raw tensors: the pairs kept come from ``calls``
+        kept, calls.pending = calls.pending, None
+        macs = formulas.attention_macs(q.shape, k.shape, v.shape, kept)
+        calls.macs += macs
+        return 2 * macs
+
+    fused_attention._get_raw = True  # FlopCounterMode passes tensors, not shapes
+    for name in ("scaled_dot_product_attention", *SDPA_KERNELS):
+        if hasattr(aten, name):
+            mapping[getattr(aten, name)] = fused_attention
+    return mapping
 
 
 def _module_name(tracked: str, root: str) -> str:
@@ -308,17 +444,61 @@ def _module_name(tracked: str, root: str) -> str:
     return tracked[len(root) + 1:] if tracked.startswith(root + ".") else tracked
 
 
-def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
+def _attention_products(name: str, args: tuple, in_attention_module: bool) -> int:
+    """MACs of attention's score and value products in an op the fused-kernel formula does not already tally."""
+    if name == "_native_multi_head_attention":
+        return formulas.attention_macs(args[0].shape, args[1].shape, args[2].shape)
+    if name == "_transformer_encoder_layer_fwd":
+        return formulas.attention_macs(args[0].shape, args[0].shape, args[0].shape)
+    if in_attention_module and name in ("bmm", "baddbmm"):
+        a, b = args[-2:] if name == "baddbmm" else args[:2]
+        return formulas.matmul_macs(a.shape, b.shape)
+    return 0
+
+
+@contextmanager
+def _meta_routing(module, device: str):
+    """On the meta device, run transformers' mixture-of-experts layers with the batched_mm path: the default
+    grouped_mm fails there on a dtype check and the eager loop on ``nonzero``; batched_mm sends each token
+    to its top-k experts, the routing assumed where it cannot be read. Yields whether the model has experts."""
+    from archbench.measure.architecture import expert_layers
+
+    layers = expert_layers(module)
+    configs = {id(c): c for experts, _ in layers
+               if (c := getattr(experts, "config", None)) is not None and hasattr(c, "_experts_implementation")}
+    saved = {key: config._experts_implementation for key, config in configs.items()}
+    if device == "meta":
+        for config in configs.values():
+            config._experts_implementation = "batched_mm"
+    try:
+        yield bool(layers)
+    finally:
+        for key, config in configs.items():
+            config._experts_implementation = saved[key]
+
+
+def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full") -> FlopCount:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False, custom_mapping=_dispatch_formulas())
+    calls = _AttentionCalls(attention_count)
+    counter = FlopCounterMode(display=False, custom_mapping=_dispatch_formulas(calls))
     other: Counter[str] = Counter()
     uncounted: Counter[str] = Counter()
     where: dict[str, dict[str, None]] = {}
-    root = type(built.module).__name__
+    module = built.module
+    root = type(module).__name__
+    modules = dict(module.named_modules())
+
+    def running_modules() -> list:
+        """The modules whose forward is running, innermost first."""
+        names = sorted((p for p in counter.mod_tracker.parents if p != "Global"), key=len, reverse=True)
+        return [modules[n] for n in (_module_name(p, root) for p in names) if n in modules]
+
+    def attention_module():
+        return next((m for m in running_modules() if hasattr(m, "is_causal")), None)
 
     class Ledger(TorchDispatchMode):
         """Sees every op that actually runs (after FlopCounterMode's decompositions) and files it."""
@@ -328,6 +508,8 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
             packet = func._overloadpacket
             name = base_name(str(packet))
             if packet in counter.flop_registry:
+                innermost = running_modules()[:1]
+                calls.macs += _attention_products(name, args, bool(innermost) and is_attention_module(innermost[0]))
                 has_bias = name in ("addmm", "baddbmm", "addmv") or (
                     name in ("convolution", "_convolution") and args[2] is not None)
                 if has_bias:
@@ -351,14 +533,14 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
             elif name not in DATA_MOVEMENT_OPS:
                 op = f"aten.{name}"
                 uncounted[op] += 1
-                modules = [p for p in counter.mod_tracker.parents if p != "Global"]
-                if modules:
-                    where.setdefault(op, {})[_module_name(max(modules, key=len), root)] = None
+                running = [p for p in counter.mod_tracker.parents if p != "Global"]
+                if running:
+                    where.setdefault(op, {})[_module_name(max(running, key=len), root)] = None
             return out
 
     args, kwargs = built.example_inputs()
-    module = built.module
-    with Ledger(), counter:
+    with _meta_routing(module, built.device) as has_experts, _sdpa_interceptor(calls, attention_module), Ledger(), \
+            counter:
         if backward:
             output = module(*args, **kwargs)
             _first_tensor(output).float().sum().backward()
@@ -368,7 +550,15 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
     counts = counter.get_flop_counts()
     by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
     tracked = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
-    by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name, _ in module.named_modules()}
+    by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name in modules}
+    details: dict[str, Any] = {}
+    if calls.how:
+        details["attention_calls"] = dict(calls.how)
+    if calls.unfused:
+        details["attention_unfused"] = (f"{calls.unfused} attention call(s) ran on the math backend "
+                                        f"(bmm): their mask could not be applied, every pair counted")
+    if has_experts:
+        details["routing"] = META_ROUTING if built.device == "meta" else "the experts each token's router chose"
     return FlopCount(
         macs=sum(by_operator.values()),
         other_flops=sum(other.values()),
@@ -377,6 +567,8 @@ def _count_dispatch(built: BuiltModel, backward: bool) -> FlopCount:
         uncounted=dict(uncounted),
         uncounted_modules={op: list(mods) for op, mods in where.items()},
         other_by_operator=dict(other),
+        attention_macs=calls.macs,
+        details=details,
     )
 
 
@@ -535,7 +727,7 @@ def _fvcore_handles() -> dict[str, Callable]:
     return handles
 
 
-def _count_fvcore(built: BuiltModel) -> FlopCount:
+def _count_fvcore(built: Subject) -> FlopCount:
     import warnings
 
     import torch

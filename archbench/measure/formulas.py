@@ -7,9 +7,9 @@ elementwise work are not MACs and are left out (see ``archbench.measure.flops``)
 
 Conventions:
 
-- attention (``q @ kᵀ`` then ``p @ v``) counts the full L×S score matrix, as the math
-  backend computes it, also for causal or masked attention: a fused kernel that
-  skips masked blocks does less work than this figure;
+- attention (``q @ kᵀ`` then ``p @ v``) counts the full L×S score matrix by default, as the
+  math backend computes it, also for causal or masked attention; given the query–key pairs a
+  mask keeps (:func:`causal_pairs`, or counted from a mask), it counts those only;
 - a recurrent layer applies each of its weight matrices once per time step and batch
   element; the gate nonlinearities and the GRU's ``r * (W_hn h)`` product are elementwise.
 """
@@ -56,16 +56,44 @@ def conv_macs(input_shape: Shape, weight_shape: Shape, output_shape: Shape, tran
     return (math.prod(input_shape) if transposed else math.prod(output_shape)) * per_element
 
 
-def attention_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape) -> int:
-    """Scaled dot-product attention: q (..., L, E), k (..., S, E), v (..., S, Ev) → ``...·L·S·(E + Ev)``.
+def attention_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape, kept: int | None = None) -> int:
+    """Scaled dot-product attention: q (..., L, E), k (..., S, E), v (..., S, Ev) → ``pairs·(E + Ev)``.
 
     Leading dimensions are the query's (batch × heads; grouped-query key/value heads are
-    broadcast to the query heads). Causal and masked attention count the full L×S.
+    broadcast to the query heads). ``kept`` is the number of query–key pairs a mask keeps,
+    summed over the leading dimensions; by default every pair, ``...·L·S``.
     """
     *lead, length, embed = query_shape
-    source = key_shape[-2]
-    value_embed = value_shape[-1]
-    return math.prod(lead) * length * source * (embed + value_embed)
+    pairs = math.prod(lead) * length * key_shape[-2] if kept is None else kept
+    return pairs * (embed + value_shape[-1])
+
+
+def causal_pairs(queries: int, keys: int, window: int | None = None, offset: int = 0) -> int:
+    """Query–key pairs a causal mask keeps for one head: query i sees keys 0 … offset + i, the last ``window``.
+
+    With L = S and offset 0 that is S·(S+1)/2; a sliding window W keeps min(i+1, W) keys for
+    query i (Mistral's ``sliding_window``); ``offset`` = S − L puts the queries at the end of the
+    keys (a KV cache), so one decoded query keeps min(S, W) of them.
+    """
+    cap = min(keys, window) if window else keys
+    first, last = offset + 1, offset + queries  # keys seen by the first and the last query, before the cap
+    below = min(last, cap)
+    kept = (first + below) * (below - first + 1) // 2 if first <= below else 0
+    return kept + cap * max(0, last - max(first, cap + 1) + 1)
+
+
+def grouped_mm_macs(a: Shape, b: Shape) -> int:
+    """``torch._grouped_mm``: each row (or column) of a ragged operand is multiplied by one group's matrix.
+
+    2-D × 3-D (tokens (S, K) against experts (E, K, N), the MoE forward) is S·K·N; 3-D × 2-D the
+    mirror image; 2-D × 2-D (grouped along K, the weight gradient) and 3-D × 3-D an ordinary
+    (batched) product.
+    """
+    if len(a) == 2 and len(b) == 3:
+        return a[0] * a[1] * b[2]
+    if len(a) == 3 and len(b) == 2:
+        return a[1] * a[2] * b[1]
+    return matmul_macs(a, b)
 
 
 def attention_backward_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape) -> int:
