@@ -49,19 +49,11 @@ def run_cases(cases: tuple[Case, ...], writer: RunWriter,
     On Ctrl-C or any other exception the writer aborts (its journal kept, marked interrupted)
     and the exception propagates.
     """
-    from archbench.errors import describe_error
-
-    try:
+    with writer:
         for done, case in enumerate(cases):
             if progress:
                 progress(done, len(cases), case.id)
             run_case(case, writer)
-    except KeyboardInterrupt:
-        writer.abort()
-        raise
-    except BaseException as exc:
-        writer.abort(describe_error(exc))
-        raise
     writer.document.meta["complete"] = True
     writer.finish()
     if progress:

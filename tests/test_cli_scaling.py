@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from archbench.measure import scaling
-from archbench.results.record import Record
+from archbench.results.record import Record, load_run
 
 
 def linear_and_quadratic_latency(point, settings, earlier):
@@ -136,12 +136,13 @@ def test_ctrl_c_exits_130_and_keeps_every_finished_point(cli, monkeypatch, tmp_p
     out = tmp_path / "run.json"
     result = cli("scaling", "-m", "lstm", "--seq", "16,32,64,128", "--metric", "latency", "--out", str(out))
     assert result.exit_code == 130
-    assert "interrupted: " in result.stderr
-    document = json.loads(out.read_text())
-    assert document["meta"]["interrupted"] is True
-    metrics = [(r["metric"], r["point"].get("seq")) for r in document["records"]]
-    assert metrics[:2] == [("latency_s", 16), ("latency_s", 32)]
-    assert ("latency_s_exponent", None) in metrics  # the finished points are still fitted
+    journal = tmp_path / "run.json.partial.jsonl"
+    assert f"finished records kept in {journal}; {out} is unchanged" in result.stderr
+    assert not out.exists()  # --out is written only by a sweep that finishes
+    document = load_run(journal)
+    assert document.meta["interrupted"] is True and document.meta["complete"] is False
+    assert [(r.metric, r.point["seq"]) for r in document.records] == [("latency_s", 16), ("latency_s", 32)]
+    assert "fitted log-log exponents" in result.stdout  # the finished points are still fitted, on screen
 
 
 def test_flops_sweep_with_the_real_counter(cli):

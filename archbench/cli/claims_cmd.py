@@ -69,15 +69,20 @@ def claims_command(
     runner = ClaimRunner(Context(device=device, min_time=min_time))
     outcomes = []
     started = time.perf_counter()
-    with _progress(len(chosen)) as advance:
-        for claim in chosen:
-            outcome = runner.judge(claim, progress=advance)
-            outcomes.append(outcome)
-            writer.add(*outcome.records)
+    try:
+        with writer, _progress(len(chosen)) as advance:
+            for claim in chosen:
+                outcome = runner.judge(claim, progress=advance)
+                outcomes.append(outcome)
+                writer.add(*outcome.records)
+    except KeyboardInterrupt:
+        if writer.journal_path:
+            typer.echo(f"interrupted: the finished claims are kept in {writer.journal_path}; {json_out} is unchanged",
+                       err=True)
+        raise
     document.meta.update(elapsed_s=round(time.perf_counter() - started, 1),
                          verdicts={o.claim.id: o.verdict for o in outcomes})
-    if json_out:
-        writer.flush()
+    writer.finish()
     _write_outputs(document, outcomes, outs)
     _print(document, outcomes, fmt, table)
     if fail_on_refuted and any(o.verdict in ("refuted", "not measured") for o in outcomes):
@@ -87,14 +92,14 @@ def claims_command(
 def _write_outputs(document, outcomes, outs) -> None:
     from archbench.claims.report import markdown, write_plots
     from archbench.report.render import format_for_path, to_text
+    from archbench.results.atomic import write_atomic
 
     for path in outs:
-        path.parent.mkdir(parents=True, exist_ok=True)
         kind = format_for_path(path)
         if kind == "markdown":
-            path.write_text(markdown(document, outcomes, write_plots(outcomes, path)))
-        elif kind != "json":  # the JSON run document is written by the RunWriter as claims finish
-            path.write_text(to_text(document, kind))
+            write_atomic(path, markdown(document, outcomes, write_plots(outcomes, path)))
+        elif kind != "json":  # the JSON run document is written by the RunWriter when the claims are done
+            write_atomic(path, to_text(document, kind))
 
 
 def _print(document, outcomes, fmt: str, table: str | None) -> None:

@@ -86,21 +86,24 @@ def _axis_and_range(sweep: str, seq: str | None, range_: str | None) -> tuple[st
 
 
 def _run(models, values, metrics, settings: dict, plot, fmt, out) -> None:
-    """Sweep with a progress bar, writing each finished point; render even after Ctrl-C, then exit 130."""
+    """Sweep with a progress bar, journalling each finished point; --out is written when the sweep is done.
+
+    After Ctrl-C the finished points are shown and kept in the journal, --out and --plot are left
+    as they were, and the exit code is 130.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from archbench.cli.common import new_document
     from archbench.measure.scaling import run_sweep, sweep_summary
-    from archbench.report.render import format_for_path
+    from archbench.report.render import format_for_path, to_text
     from archbench.results.record import RunWriter
 
     axis, device, dtype = settings["axis"], settings["device"], settings["dtype"]
     threads = {"threads": settings["threads"]} if settings["threads"] else {}  # the env's default is torch's count
     document = new_document(device, dtype=dtype, **threads)
     document.meta["sweep"] = {"values": values, "models": models, "metrics": metrics, **settings}
-    json_out = out if out and format_for_path(out) == "json" else None
-    writer = RunWriter(document, json_out)
+    writer = RunWriter(document, out, lambda run: to_text(run, format_for_path(out)))
     title = f"scaling over {axis} {values[0]}..{values[-1]} ({len(values)} points, {device}, {dtype})"
     interrupted = False
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -111,36 +114,34 @@ def _run(models, values, metrics, settings: dict, plot, fmt, out) -> None:
             bar.update(task, completed=done, total=total, description=description)
 
         try:
-            run_sweep(models, values, metrics, **settings, writer=writer, progress=progress)
+            with writer:
+                run_sweep(models, values, metrics, **settings, writer=writer, progress=progress)
         except KeyboardInterrupt:
             interrupted = True
     if interrupted:
-        document.meta["interrupted"] = True
-        writer.add(*sweep_summary(document.records, axis))
+        document.records.extend(sweep_summary(document.records, axis))
         title += ", interrupted"
-    _render(document, axis, fmt, out, title)
-    if plot and any(r.error is None for r in document.records):
+    else:
+        writer.finish()
+    _render(document, axis, fmt, title)
+    if plot and not interrupted and any(r.error is None for r in document.records):
         from archbench.report.plot import plot_sweep
 
         plot_sweep(document.records, plot, axis, title)
         typer.echo(f"plot written to {plot}", err=True)
     if interrupted:
-        typer.echo(f"interrupted: {len(document.records)} finished records kept" + (f" in {out}" if out else ""),
-                   err=True)
+        where = f"kept in {writer.journal_path}; {out} is unchanged" if out else "shown above"
+        typer.echo(f"interrupted: {len(document.records)} finished records {where}", err=True)
         raise typer.Exit(130)
 
 
-def _render(document, axis: str, fmt: str, out: str | None, title: str) -> None:
-    """Print the run: the two sweep tables for ``table``, else the document in ``fmt``; write --out."""
-    from pathlib import Path
-
-    from archbench.report.render import emit, format_for_path, to_text
+def _render(document, axis: str, fmt: str, title: str) -> None:
+    """Print the run: the two sweep tables for ``table``, else the document in ``fmt``."""
+    from archbench.report.render import emit
 
     if fmt != "table":
-        emit(document, fmt, out, title)
+        emit(document, fmt, None, title)
         return
-    if out:
-        Path(out).write_text(to_text(document, format_for_path(out)))
     _print_tables(document.records, axis, title)
 
 

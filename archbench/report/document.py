@@ -9,7 +9,6 @@ HTML the plots are inline SVG; in Markdown they are PNG files next to the report
 from __future__ import annotations
 
 import html
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,4 +156,6 @@ def _inline_svg(path: Path) -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "sweep"
+    from archbench.results.atomic import safe_file_name
+
+    return safe_file_name(text, "sweep")

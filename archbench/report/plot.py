@@ -71,9 +71,14 @@ def plot_sweep(records: list[Record], path: str | Path, axis: str = "seq", title
         ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
+    import io
+
+    from archbench.results.atomic import write_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    image = io.BytesIO()
+    figure.savefig(image, format=path.suffix.lower().lstrip("."))
+    write_atomic(path, image.getvalue())
     return path
 
 

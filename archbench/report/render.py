@@ -147,15 +147,14 @@ def print_table(document: RunDocument, title: str | None = None, console=None) -
 
 
 def emit(document: RunDocument, fmt: str = "table", out: str | None = None, title: str | None = None) -> None:
-    """Print the document in ``fmt`` and, with ``out``, also write it in the format of the file's extension."""
+    """Print the document in ``fmt`` and, with ``out``, also write it (atomically) in the format of its extension."""
     import sys
+
+    from archbench.results.atomic import write_atomic
 
     check_format(fmt)
     if out:
-        out_fmt = format_for_path(out)
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_text(document, out_fmt))
+        write_atomic(out, to_text(document, format_for_path(out)))
     if fmt == "table":
         print_table(document, title)
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from archbench.errors import UserError
 from archbench.results.atomic import check_writable, write_atomic
@@ -119,22 +119,26 @@ def write_run(document: RunDocument, path: str | Path) -> None:
 
 
 class RunWriter:
-    """Collects a run's records; with a JSON path, journals each one and writes the document at the end.
+    """Collects a run's records; with an output path, journals each one and writes the output at the end.
 
-    While the run goes on, ``json_path`` is locked (a second run writing it is refused) and
-    left as it was; each record is one line of the journal beside it (:mod:`archbench.results.journal`).
-    :meth:`finish` replaces ``json_path`` with the whole document and removes the journal;
-    :meth:`abort` keeps the journal, marked interrupted. Either releases the lock.
+    While the run goes on, ``path`` is locked (a second run writing it is refused) and left as
+    it was; each record is one line of the journal beside it (:mod:`archbench.results.journal`).
+    :meth:`finish` replaces ``path`` with ``render(document)`` (the JSON document unless told
+    otherwise) and removes the journal; :meth:`abort` keeps the journal, marked interrupted.
+    Either releases the lock. Used as a context manager (``with writer: measure...``), an
+    exception that leaves the block aborts.
     """
 
-    def __init__(self, document: RunDocument, json_path: str | Path | None = None):
+    def __init__(self, document: RunDocument, path: str | Path | None = None,
+                 render: Callable[[RunDocument], str] | None = None):
         self.document = document
-        self.json_path = Path(json_path) if json_path else None
-        self.journal_path = journal_path(self.json_path) if self.json_path else None
+        self.path = Path(path) if path else None
+        self.journal_path = journal_path(self.path) if self.path else None
+        self.render = render or RunDocument.to_json
         self._lock: OutputLock | None = None
         self._journal: Journal | None = None
-        if self.json_path:
-            self._lock = OutputLock(check_writable(self.json_path))
+        if self.path:
+            self._lock = OutputLock(check_writable(self.path))
             try:
                 self._journal = Journal(self.journal_path)
                 self._journal.append("run", {"schema_version": document.schema_version, "env": document.env,
@@ -145,6 +149,15 @@ class RunWriter:
                 self._release(remove_journal=True)
                 raise
 
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        if exc is not None:
+            from archbench.errors import describe_error
+
+            self.abort(None if isinstance(exc, KeyboardInterrupt) else describe_error(exc))
+
     def add(self, *records: Record) -> None:
         """Keep ``records``, each one a line of the journal at once."""
         self.document.records.extend(records)
@@ -153,10 +166,10 @@ class RunWriter:
                 self._journal.append("record", record.to_dict())
 
     def finish(self) -> None:
-        """The run is done: write the whole document to ``json_path`` atomically and remove the journal."""
-        if self.json_path and self._lock:
+        """The run is done: write the output to ``path`` atomically and remove the journal."""
+        if self.path and self._lock:
             try:
-                write_atomic(self.json_path, self.document.to_json())
+                write_atomic(self.path, self.render(self.document))
             except BaseException as exc:
                 self.abort(f"the finished document could not be written: {exc}")
                 raise
