@@ -17,7 +17,7 @@ from archbench.results.record import Record
 
 @dataclass
 class ClaimOutcome:
-    """A judged claim: its verdict, the figures line, each check's outcome and every record."""
+    """A judged claim: its verdict, the figures line, each check's outcome, every record and the figures by name."""
 
     claim: Claim
     verdict: str
@@ -25,6 +25,7 @@ class ClaimOutcome:
     checks: list[CheckResult]
     records: list[Record] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
 
 
 class ClaimRunner:
@@ -71,10 +72,16 @@ class ClaimRunner:
         )
         for record in (summary, *records):
             record.verdict = outcome_verdict
-        return ClaimOutcome(claim, outcome_verdict, summary.details["measured"], results, [summary, *records], errors)
+        return ClaimOutcome(claim, outcome_verdict, summary.details["measured"], results, [summary, *records], errors,
+                            figures)
 
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+def placeholders(template: str) -> list[str]:
+    """The expressions of a template's ``{expression|format}`` placeholders, without their formats."""
+    return [text.rsplit("|", 1)[0] for text in _PLACEHOLDER.findall(template)]
 
 
 def fill(template: str, figures: dict) -> str:

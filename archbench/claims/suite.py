@@ -11,6 +11,8 @@ The file has ``claims:``, a list of entries::
       checks:                # the verdict rule, see archbench.claims.checks
         - {kind: near, says: "about 150M weights", figure: fc.params, stated: 150e6, tol: 0.05}
       explain: "{fc.params} weights"   # optional: the measured figures line, {expr} filled in
+      title: FC layer on a 224×224×3 image   # optional: the claim in a few words (default: the claim)
+      finding: "nn.Linear(150528, 1000) has {fc.weights} weights"   # optional: what was found, in plain words
 
 Any malformed entry is a UserError naming the file, the claim and the key.
 """
@@ -42,6 +44,8 @@ class Claim:
     checks: list[dict[str, Any]]
     explain: str = ""
     table: str | None = None
+    title: str = ""
+    finding: str = ""
 
 
 def load_claims(path: str | Path | None = None) -> list[Claim]:
@@ -85,12 +89,31 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
             for key in ("figure", "stated", "when"):
                 if key in check:
                     parse(check[key], f"{check_where}.{key}")
-        unknown = set(entry) - {"id", "source", "claim", "measure", "checks", "explain", "table"}
+        unknown = set(entry) - {"id", "source", "claim", "measure", "checks", "explain", "table", "title", "finding"}
         if unknown:
             raise UserError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        claims.append(Claim(claim_id, str(entry["source"]), str(entry["claim"]).strip(), entry["measure"],
-                            entry["checks"], str(entry.get("explain", "")).strip(), entry.get("table")))
+        claim_text, explain = str(entry["claim"]).strip(), str(entry.get("explain", "")).strip()
+        finding = str(entry.get("finding", explain)).strip()
+        _check_finding(finding, set(entry["measure"]), f"{where}: finding")
+        claims.append(Claim(claim_id, str(entry["source"]), claim_text, entry["measure"], entry["checks"], explain,
+                            entry.get("table"), str(entry.get("title", claim_text)).strip(), finding))
     return claims
+
+
+RUN_FIGURES = ("device", "has_gpu")
+"""Figures every claim has besides its measurements: the run's device and whether it is a GPU."""
+
+
+def _check_finding(finding: str, measurements: set[str], where: str) -> None:
+    """UserError unless every ``{expression}`` of ``finding`` parses and names only the claim's own figures."""
+    from archbench.claims.expressions import names
+    from archbench.claims.runner import placeholders
+
+    for expression in placeholders(finding):
+        parse(expression, where)
+        for name in names(expression):
+            if name not in RUN_FIGURES and name.split(".")[0] not in measurements:
+                raise UserError(f"{where}: {name!r} is not a figure of this claim's measurements")
 
 
 def select(claims: list[Claim], only: str | None = None, table: str | None = None) -> list[Claim]:

@@ -131,13 +131,18 @@ def _print(document, outcomes, fmt: str, table: str | None) -> None:
             print_table(RunDocument(document.env, records), title=f"{table} ({outcome.claim.id}) on {document.env['device']}",
                         console=console)
         return
-    view = Table(title=f"claims on {document.env['device']}", header_style="bold", show_lines=True)
-    for column in ("id", "verdict", "measured", "condition / deciding figure"):
-        view.add_column(column, overflow="fold")
+    if not console.is_terminal:  # piped: the width of a 100-column terminal rather than rich's 80
+        console.width = 100
+    view = Table(title=f"claims on {document.env['device']}", header_style="bold", show_lines=True,
+                 caption="each claim's figures, caveat and rule: --out report.md")
+    view.add_column("id", no_wrap=True)
+    view.add_column("claim", max_width=22)
+    view.add_column("verdict", no_wrap=True)
+    view.add_column("finding")
     colours = {"holds": "green", "holds with caveat": "yellow", "refuted": "red", "not measured": "red"}
     for row in summary_rows(outcomes):
-        view.add_row(row["id"], f"[{colours[row['verdict']]}]{row['verdict']}[/]", escape(row["measured"]),
-                     escape(row["condition / deciding figure"]) if row["verdict"] != "holds" else "")
+        view.add_row(row["id"], escape(row["claim"]), f"[{colours[row['verdict']]}]{row['verdict']}[/]",
+                     escape(row["finding"]))
     console.print(view)
 
 
