@@ -58,8 +58,7 @@ _RECORD_FIELDS: dict[str, tuple[str, Any, bool]] = {
     "metric": ("a string", lambda v: isinstance(v, str), True),
     "value": ("a number, string, boolean, array or null", lambda v: isinstance(v, (*_SCALAR, list)), True),
     "unit": ("a string", lambda v: isinstance(v, str), True),
-    "point": ("an object of scalars", lambda v: isinstance(v, dict) and all(isinstance(x, _SCALAR) for x in v.values()),
-              False),
+    "point": ("an object", lambda v: isinstance(v, dict), False),
     "error": ("a string or null", lambda v: isinstance(v, (str, type(None))), False),
     "warnings": ("an array of strings", lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v), False),
     "details": ("an object", lambda v: isinstance(v, dict), False),
@@ -80,6 +79,10 @@ def check_record(data: Any, where: str) -> None:
             continue
         if not test(data[name]):
             raise UserError(f"{where}: field {name!r} must be {expected}, got {json_type(data[name])}")
+    for key, value in data.get("point", {}).items():
+        if not isinstance(value, _SCALAR):
+            raise UserError(f"{where}: field 'point.{key}' must be a string, number, boolean or null, "
+                            f"got {json_type(value)}")
     samples = data.get("details", {}).get("samples")
     if samples is not None and not (isinstance(samples, list) and all(_is_number(s) for s in samples)):
         raise UserError(f"{where}: field 'details.samples' must be an array of numbers")
