@@ -271,3 +271,43 @@ def test_kv_cache_bytes_gqa_mha_sliding_and_none():
     multi_query = SimpleNamespace(num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=1, hidden_size=4096)
     assert kv_cache_bytes(multi_query, 4096, 1, 2) == 2 * 32 * 1 * 128 * 4096 * 2
     assert kv_cache_bytes(tf.MambaConfig(**MAMBA), T, 1, 4) is None
+
+
+class NaiveAttention(torch.nn.Module):
+    """Eager attention written out: projections, then QKᵀ and AV as matmuls of two activations."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.qkv, self.out = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.out(torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v)
+
+
+@pytest.mark.parametrize("engine", ("fvcore", "dispatch"))
+def test_attention_share_is_the_score_and_value_products_in_both_engines(engine):
+    """QKᵀ and AV: 2·T²·d of the 4·T·d² + 2·T²·d MACs of one head-merged attention layer, eager or fused."""
+    x = torch.randn(1, T, D)
+    eager = count_flops(NaiveAttention(D).eval(), x, engine=engine)
+    assert eager.attention_macs == 2 * T * T * D
+    assert attention_share(eager) == pytest.approx(2 * T * T * D / (4 * T * D * D + 2 * T * T * D))
+    fused = torch.nn.MultiheadAttention(D, HEADS, batch_first=True).eval()
+    assert count_flops(fused, (x, x, x), engine=engine).attention_macs == 2 * T * T * D
+
+
+def test_causal_count_says_eager_attention_is_counted_in_full():
+    count = prefill(tf.LlamaConfig(**SMALL), attn_implementation="eager").count(attention_count="causal")
+    assert count.macs == LAYERS * (llama_projections(T) + scores(T * T))
+    assert count.details["attention_calls"] == {"full (eager attention: its mask is applied after the bmm)": 2 * LAYERS}
+
+
+def test_causal_pairs_closed_forms():
+    from archbench.measure.formulas import causal_pairs, grouped_mm_macs
+
+    assert causal_pairs(4096, 4096) == 4096 * 4097 // 2
+    assert causal_pairs(10, 10, window=3) == 1 + 2 + 3 * 8
+    assert causal_pairs(1, 513, offset=512) == 513  # one decoded query sees the whole cache and itself
+    assert causal_pairs(1, 513, window=128, offset=512) == 128
+    assert causal_pairs(2, 6, offset=4) == 5 + 6
+    assert grouped_mm_macs((12, 64), (4, 64, 256)) == 12 * 64 * 256  # 12 token-expert rows, one expert each

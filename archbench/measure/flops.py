@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -208,12 +208,17 @@ def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
     return engine
 
 
-def count_flops(built: Subject, *, backward: bool = False, engine: str = "auto",
+def count_flops(model, inputs=None, *, backward: bool = False, engine: str = "auto",
                 attention_count: str = "full") -> FlopCount:
-    """Count the MACs of one forward pass of ``built`` on its example input (forward + backward with ``backward``).
+    """Count the MACs of one forward pass on the example inputs (forward + backward with ``backward``).
 
+    ``model`` is a subject, or an ``nn.Module`` with its example ``inputs`` (a tensor, a tuple of
+    positional inputs or a dict of keyword inputs), as ``archbench.count_flops(model, inputs)``.
     ``attention_count="causal"`` counts only the query–key pairs each attention call's mask keeps.
     """
+    from archbench.models.subject import Subject
+
+    built = model if isinstance(model, Subject) else Subject.from_module(model, inputs)
     chosen = choose_engine(built, engine, backward, attention_count)
     notes: list[str] = []
     if chosen == "fvcore":
@@ -346,6 +351,8 @@ class _AttentionCalls:
     how: Counter = field(default_factory=Counter)
     macs: int = 0
     unfused: int = 0  # causal counts that reached no fused kernel (math backend: bmm, counted in full)
+    eager: int = 0  # score and value products of eager attention (bmm in attention modules, outside any SDPA call)
+    in_call: bool = False  # an SDPA call is running
 
 
 def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any]):
@@ -376,7 +383,11 @@ def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any
                     q, k, v, call.get("dropout_p", 0.0), call.get("is_causal", False), attn_mask=mask,
                     scale=call.get("scale"))[0]
             else:
-                out = func(*args, **kwargs)
+                calls.in_call = True
+                try:
+                    out = func(*args, **kwargs)
+                finally:
+                    calls.in_call = False
             if calls.pending is not None:  # no fused kernel took it: the math backend counted every pair
                 calls.unfused += 1
                 calls.pending = None
@@ -509,7 +520,9 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
             name = base_name(str(packet))
             if packet in counter.flop_registry:
                 innermost = running_modules()[:1]
-                calls.macs += _attention_products(name, args, bool(innermost) and is_attention_module(innermost[0]))
+                products = _attention_products(name, args, bool(innermost) and is_attention_module(innermost[0]))
+                calls.macs += products
+                calls.eager += bool(products) and name in ("bmm", "baddbmm") and not calls.in_call
                 has_bias = name in ("addmm", "baddbmm", "addmv") or (
                     name in ("convolution", "_convolution") and args[2] is not None)
                 if has_bias:
@@ -539,8 +552,11 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
             return out
 
     args, kwargs = built.example_inputs()
-    with _meta_routing(module, built.device) as has_experts, _sdpa_interceptor(calls, attention_module), Ledger(), \
-            counter:
+    # A torch-function mode turns off nn.MultiheadAttention's fast path (it checks has_torch_function): the
+    # interceptor runs only where it is needed, to read masks (causal) and on meta (one fused op, as on cpu).
+    needs_interceptor = attention_count == "causal" or built.device == "meta"
+    interceptor = _sdpa_interceptor(calls, attention_module) if needs_interceptor else nullcontext()
+    with _meta_routing(module, built.device) as has_experts, interceptor, Ledger(), counter:
         if backward:
             output = module(*args, **kwargs)
             _first_tensor(output).float().sum().backward()
@@ -552,6 +568,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     tracked = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
     by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name in modules}
     details: dict[str, Any] = {}
+    if calls.count == "causal" and calls.eager:
+        calls.how["full (eager attention: its mask is applied after the bmm)"] += calls.eager
     if calls.how:
         details["attention_calls"] = dict(calls.how)
     if calls.unfused:
@@ -685,7 +703,8 @@ def _jit_other(op: str) -> Callable:
 def _jit_sdpa(inputs, outputs) -> Counter:
     q, k, v = _jit_shapes(inputs[:3])
     name = "scaled_dot_product_attention"
-    return Counter({name: formulas.attention_macs(q, k, v), FUSED_ELEMENTWISE: fused_elementwise_flops(name, q, k)})
+    macs = formulas.attention_macs(q, k, v)
+    return Counter({name: macs, ATTENTION_PRODUCTS: macs, FUSED_ELEMENTWISE: fused_elementwise_flops(name, q, k)})
 
 
 def _jit_multi_head_attention(inputs, outputs) -> Counter:
@@ -693,6 +712,7 @@ def _jit_multi_head_attention(inputs, outputs) -> Counter:
     embed_dim, heads = inputs[3].toIValue(), inputs[4].toIValue()
     name = "_native_multi_head_attention"
     return Counter({name: formulas.multi_head_attention_macs(q, k, v, embed_dim),
+                    ATTENTION_PRODUCTS: formulas.attention_macs(q, k, v),
                     FUSED_ELEMENTWISE: fused_elementwise_flops(name, q, k, heads)})
 
 
@@ -700,6 +720,7 @@ def _jit_encoder_layer(inputs, outputs) -> Counter:
     src, ffn_weight_1 = _jit_shapes([inputs[0], inputs[14]])
     name = "_transformer_encoder_layer_fwd"
     return Counter({name: formulas.encoder_layer_macs(src, ffn_weight_1[0]),
+                    ATTENTION_PRODUCTS: formulas.attention_macs(src, src, src),
                     FUSED_ELEMENTWISE: fused_elementwise_flops(name, src, src, inputs[2].toIValue(), ffn_weight_1[0])})
 
 
@@ -743,10 +764,14 @@ def _count_fvcore(built: Subject) -> FlopCount:
     with torch.no_grad():
         per_module = analysis.by_module_and_operator()
         unsupported = analysis.unsupported_ops()
-    is_mac = lambda op: op not in OTHER_FLOPS_PER_ELEMENT and op != FUSED_ELEMENTWISE  # noqa: E731
+    is_other = lambda op: op in OTHER_FLOPS_PER_ELEMENT or op == FUSED_ELEMENTWISE  # noqa: E731
+    is_mac = lambda op: not is_other(op) and op != ATTENTION_PRODUCTS  # noqa: E731
     totals = per_module.get("", Counter())
     by_operator = {op: int(n) for op, n in totals.items() if is_mac(op)}
     by_module = {name: int(sum(n for op, n in ops.items() if is_mac(op))) for name, ops in per_module.items()}
+    attention = [name for name, m in built.module.named_modules() if is_attention_module(m)]
+    outermost = [a for a in attention if not any(a.startswith(other + ".") for other in attention)]
+    eager_products = sum(per_module.get(a, {}).get(op, 0) for a in outermost for op in ("bmm", "baddbmm", "matmul"))
     uncounted = {op: n for op, n in unsupported.items() if base_name(op) not in DATA_MOVEMENT_OPS}
     where: dict[str, list[str]] = {}
     for op in uncounted:
@@ -755,10 +780,11 @@ def _count_fvcore(built: Subject) -> FlopCount:
         where[op] = deepest
     return FlopCount(
         macs=sum(by_operator.values()),
-        other_flops=int(sum(n for op, n in totals.items() if not is_mac(op))),
+        other_flops=int(sum(n for op, n in totals.items() if is_other(op))),
         by_operator=by_operator,
         by_module=by_module,
         uncounted=uncounted,
         uncounted_modules=where,
-        other_by_operator={op: int(n) for op, n in totals.items() if not is_mac(op)},
+        other_by_operator={op: int(n) for op, n in totals.items() if is_other(op)},
+        attention_macs=int(totals.get(ATTENTION_PRODUCTS, 0) + eager_products),
     )
