@@ -214,7 +214,7 @@ def test_mixtral_8x7b_counts_on_meta_in_seconds():
     assert elapsed < 60
 
 
-@pytest.mark.parametrize("name", ("Llama", "Mistral", "Qwen2", "Gemma"))
+@pytest.mark.parametrize("name", ("Llama", "Mistral", "Qwen2", "Gemma", "Phi3"))
 def test_rotary_decoders_leave_no_significant_uncounted_op(name):
     config = getattr(tf, f"{name}Config")(**SMALL, **({"head_dim": HEAD_DIM} if name == "Gemma" else {}))
     for device in DEVICES:
@@ -247,8 +247,9 @@ def test_mamba_prefill_matches_the_selective_scan_closed_form(device):
     assert count.attention_macs == 0
 
 
-def test_mamba_decode_is_one_step_of_the_recurrence():
-    count = decode(tf.MambaConfig(**MAMBA)).count()
+@pytest.mark.parametrize("device", DEVICES)
+def test_mamba_decode_is_one_step_of_the_recurrence(device):
+    count = decode(tf.MambaConfig(**MAMBA), device).count()
     # the cached conv state (K positions) and the new one: K + 1 inputs, 2 outputs computed, the last kept
     assert count.macs == mamba_macs(1, 2)
     assert count.significant_uncounted == {}
