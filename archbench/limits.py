@@ -25,7 +25,7 @@ def positive_finite(name: str, value: object, upper: float = MAX_SECONDS) -> flo
     """``value`` as a float when it is a finite number in (0, upper]; UserError otherwise (nan, inf, <= 0)."""
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     if not (math.isfinite(number) and 0 < number <= upper):
-        raise UserError(f"{name} must be a positive finite number of at most {upper:g}, got {value!r}")
+        raise UserError(f"{name} must be positive (a finite number of at most {upper:g}), got {value!r}")
     return float(number)
 
 
@@ -39,7 +39,7 @@ def check_points(points: object, name: str = "--points") -> int:
 def threads_warning(threads: object, name: str = "--threads") -> str | None:
     """UserError unless 1 <= threads <= MAX_THREADS; a warning line when threads exceed this machine's cores."""
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise UserError(f"{name} must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+        raise UserError(f"{name} must be a positive integer (at most {MAX_THREADS}), got {threads!r}")
     cores = os.cpu_count() or 1
     if threads > cores:
         return f"{name} {threads} is more than this machine's {cores} cores: timings will be oversubscribed"

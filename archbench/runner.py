@@ -14,10 +14,6 @@ from typing import Any, Callable
 from archbench.results.record import Record, RunDocument, RunWriter
 from archbench.suite import Case, Suite
 
-PRIMARY_METRIC = {"params": ("params", "count"), "flops": ("macs", "MAC"), "latency": ("latency_s", "s"),
-                  "memory": ("peak_memory_bytes", "bytes")}
-"""The record (metric, unit) a failure of each suite metric is filed under."""
-
 
 def new_run_document(suite: Suite, cases: tuple[Case, ...], shard: tuple[int, int] | None) -> RunDocument:
     """An empty run document for ``cases`` of ``suite``: environment plus what the suite and shard were."""
@@ -61,7 +57,9 @@ def run_cases(cases: tuple[Case, ...], writer: RunWriter,
 
 
 def run_case(case: Case, writer: RunWriter) -> None:
-    """Measure one case's metrics (or its sweep), each record tagged with the case id."""
+    """Measure one case's metrics (or its sweep) through the one measurement path, each record tagged with the case id."""
+    from archbench.measure.run import failure_record
+
     tagged = _CaseWriter(writer, case.id)
     if case.sweep:
         _run_sweep(case, tagged)
@@ -73,17 +71,38 @@ def run_case(case: Case, writer: RunWriter) -> None:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one failed metric is one row; the other metrics and cases go on
-            records = [failure_record(case, metric, exc)]
+            records = [failure_record(case_recipe(case), metric, exc)]
+            records[0].point = dict(case.point)
         earlier.extend(records)
         tagged.add(*records)
 
 
-def failure_record(case: Case, metric: str, exc: BaseException) -> Record:
-    """The record of a metric that could not be measured: value None, the error's first line."""
-    from archbench.errors import describe_error
+def case_recipe(case: Case):
+    """What a case builds."""
+    from archbench.models.subject import Recipe
 
-    name, unit = PRIMARY_METRIC.get(metric, (metric, ""))
-    return Record(case.model, name, None, unit, dict(case.point), error=describe_error(exc), case=case.id)
+    return Recipe(case.model, case.settings.batch, case.seq, case.input, case.settings.dtype)
+
+
+def case_settings(case: Case):
+    """How a case is measured."""
+    from archbench.measure.run import Settings
+
+    s = case.settings
+    return Settings(device=s.device, dtype=s.dtype, threads=s.threads, min_time=s.min_time, timeout_s=s.timeout_s)
+
+
+def _case_measurer(metric: str) -> Callable[[Case, list], list[Record]]:
+    def measure_case(case: Case, earlier: list[Record]) -> list[Record]:
+        from archbench.measure.run import measure
+
+        return measure(case_recipe(case), [metric], case_settings(case), earlier)
+
+    return measure_case
+
+
+_MEASURERS = {metric: _case_measurer(metric) for metric in ("params", "flops", "latency", "memory")}
+"""Suite metric -> measurer(case, records of the case so far): the one path of :mod:`archbench.measure.run`."""
 
 
 class _CaseWriter:
@@ -101,78 +120,19 @@ class _CaseWriter:
         self.writer.add(*records)
 
 
-def _build(case: Case, device: str):
-    from archbench.models import build_model
-
-    return build_model(case.model, device=device, batch=case.settings.batch, input_shape=case.input,
-                       seq=case.seq, dtype=case.settings.dtype)
-
-
-def _params(case: Case, earlier: list[Record]) -> list[Record]:
-    """Parameter and buffer counts, on the meta device (nothing allocated)."""
-    from archbench.measure.params import param_records
-
-    return param_records(_build(case, "meta"))
-
-
-def _flops(case: Case, earlier: list[Record]) -> list[Record]:
-    """MACs, FLOPs and other FLOPs from the counter, on the meta device."""
-    from archbench.measure.flops import flop_records
-
-    return flop_records(_build(case, "meta"))
-
-
-def _latency(case: Case, earlier: list[Record]) -> list[Record]:
-    """Timed forward passes on the case's device.
-
-    When the case measured its MACs first, they give the achieved FLOP/s and its fraction of
-    the machine's matmul peak (measured once per device, dtype and threads).
-    """
-    from archbench.measure.latency import measure_latency
-    from archbench.measure.peak import measure_peak_flops
-
-    settings = case.settings
-    macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None and "module" not in r.point), None)
-    peak, peak_warning = None, None
-    if macs is not None:
-        try:
-            peak = measure_peak_flops(settings.device, settings.dtype, settings.threads)
-        except Exception as exc:  # the figure goes without its peak fraction, and says why
-            peak_warning = f"no peak_fraction: the matmul peak could not be measured ({type(exc).__name__}: {exc})"
-    records = measure_latency(_build(case, settings.device), threads=settings.threads, min_time=settings.min_time,
-                              macs=macs, peak_flops=peak)
-    if peak_warning:
-        records[0].warnings.append(peak_warning)
-    return records
-
-
-def _memory(case: Case, earlier: list[Record]) -> list[Record]:
-    """Peak memory of one forward pass (a fresh process per case on CPU)."""
-    from archbench.measure.memory import measure_memory
-
-    settings = case.settings
-    return measure_memory(case.model, batch=settings.batch, seq=case.seq, input_shape=case.input,
-                          device=settings.device, dtype=settings.dtype, timeout_s=settings.timeout_s)
-
-
-_MEASURERS: dict[str, Callable[[Case, list], list]] = {
-    "params": _params, "flops": _flops, "latency": _latency, "memory": _memory,
-}
-
-
 def _run_sweep(case: Case, writer: _CaseWriter) -> None:
     """A sweep case through :func:`archbench.measure.scaling.run_sweep`; a sweep that cannot start is one error row."""
+    from archbench.measure.run import failure_record
     from archbench.measure.scaling import run_sweep
 
-    settings, sweep = case.settings, case.sweep
+    sweep = case.sweep
     try:
         records = run_sweep([case.model], list(sweep.values), list(case.metrics), axis=sweep.axis,
-                            batch=settings.batch, device=settings.device, dtype=settings.dtype,
-                            min_time=settings.min_time, timeout_s=settings.timeout_s, writer=writer)
+                            recipe=case_recipe(case), settings=case_settings(case), writer=writer)
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        writer.add(failure_record(case, case.metrics[0], exc))
+        writer.add(failure_record(case_recipe(case), case.metrics[0], exc))
         return
     unwritten = [r for r in records if id(r) not in writer.written]
     if unwritten:

@@ -14,36 +14,67 @@ from dataclasses import dataclass, field
 from archbench.errors import UserError
 
 
+PREFIXED_SOURCES = ("hf", "timm")
+"""Sources named by a prefix: ``hf:MODEL_TYPE`` (or ``hf:path/config.json``) and ``timm:NAME``."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registry name plus the raw option strings the user gave for it."""
+    """A model argument: where the model comes from, its name there, and the raw option strings.
+
+    ``source`` is ``registry`` (``resnet50``), ``python`` (``my_net.py:build`` or
+    ``package.module:Factory``), ``hf`` (``hf:llama``, ``hf:path/config.json``) or ``timm``
+    (``timm:convnext_tiny``). Options come after the last ``:`` as ``key=value,...``.
+    """
 
     name: str
     options: dict[str, str] = field(default_factory=dict)
+    source: str = "registry"
 
     def __str__(self) -> str:
+        prefix = f"{self.source}:" if self.source in PREFIXED_SOURCES else ""
         if not self.options:
-            return self.name
-        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.options.items())
+            return prefix + self.name
+        return prefix + self.name + ":" + ",".join(f"{k}={v}" for k, v in self.options.items())
+
+    def with_options(self, **options: str) -> "ModelSpec":
+        """The same model with ``options`` added or replaced."""
+        return ModelSpec(self.name, {**self.options, **options}, self.source)
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """Split ``NAME:key=value,...`` into a :class:`ModelSpec` (values stay strings)."""
-    text = text.strip()
-    name, _, rest = text.partition(":")
-    if not name:
-        raise UserError(f"empty model name in {text!r}")
+    """Split a model argument into a :class:`ModelSpec` (values stay strings; nothing is imported)."""
+    text = str(text).strip()
+    whole = text
+    source = "registry"
+    for prefix in PREFIXED_SOURCES:
+        if text.startswith(prefix + ":"):
+            source, text = prefix, text[len(prefix) + 1:]
+    parts = text.split(":")
+    option_text = parts.pop() if len(parts) > 1 and "=" in parts[-1] else ""
+    if not all(parts):
+        what = "model name" if source == "registry" else f"{source}: name"
+        raise UserError(f"empty {what} in {whole!r}")
+    if len(parts) == 2 and source == "registry":
+        target = parts[0]
+        if not (target.endswith(".py") or "/" in target or "." in target):  # lstm:hidden is a malformed option
+            raise UserError(f"malformed option {parts[1][:80]!r} in {whole[:120]!r}: expected key=value (a model in "
+                            "your code is named file.py:ATTR or package.module:ATTR)")
+        source = "python"
+    elif len(parts) > 1:
+        raise UserError(f"malformed model {whole!r}: expected NAME, FILE.py:ATTR or MODULE:ATTR, "
+                        "then :key=value,... options")
     options: dict[str, str] = {}
-    if rest:
-        for item in rest.split(","):
+    if option_text:
+        for item in option_text.split(","):
             key, eq, value = item.partition("=")
             key, value = key.strip(), value.strip()
-            if not eq or not key or not value:
-                raise UserError(f"malformed option {item!r} in {text!r}: expected key=value")
+            if not eq or not key or not value or "=" in value:
+                raise UserError(f"malformed option {item[:80]!r} in {whole[:120]!r}: expected key=value")
             if key in options:
-                raise UserError(f"option {key!r} given twice in {text!r}")
+                raise UserError(f"option {key!r} given twice in {whole!r}")
             options[key] = value
-    return ModelSpec(name, options)
+    return ModelSpec(":".join(parts), options, source)
 
 
 def parse_shape(text: str, what: str = "--input") -> tuple[int, ...]:

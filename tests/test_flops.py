@@ -9,8 +9,7 @@ from torch import nn
 from archbench.errors import UserError
 from archbench.measure.flops import count_flops, flop_records
 from archbench.models import build_model
-from archbench.models.build import BuiltModel
-from archbench.models.registry import InputSpec, ModelEntry
+from archbench.models.subject import InputSpec, Subject
 
 
 def within(value, expected, rel=0.01):
@@ -33,10 +32,8 @@ def recurrent(gates, t, i, h, layers=1, directions=1, proj=0):
 
 
 def custom(module, shape, device="cpu"):
-    """A BuiltModel around a test module, on a float input of ``shape`` (batch included)."""
-    entry = ModelEntry("custom", "test", "test", lambda: module, lambda o: InputSpec("image", shape[1:]))
-    return BuiltModel("custom", entry, {}, module.to(device).eval(), InputSpec("image", shape[1:]), shape[0], device,
-                      "float32")
+    """A subject around a test module, on a float input of ``shape`` (batch included)."""
+    return Subject("custom", module.to(device).eval(), shape[0], device, "float32", input=InputSpec("image", shape[1:]))
 
 
 # ---------------------------------------------------------------- closed forms

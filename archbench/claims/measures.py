@@ -64,13 +64,26 @@ def _model_options(value: str | dict) -> dict:
     return {"model": value} if isinstance(value, str) else dict(value)
 
 
-def _build(options: dict, device: str):
-    from archbench.models import build_model
+def _recipe(options: dict):
+    """What a measurement definition's model options build."""
+    from archbench.models.subject import Recipe
     from archbench.spec import parse_shape
 
     shape = parse_shape(options["input"]) if options.get("input") else None
-    return build_model(options["model"], device=device, seq=options.get("seq"), input_shape=shape,
-                       batch=options.get("batch", 1))
+    return Recipe(options["model"], options.get("batch", 1), options.get("seq"), shape)
+
+
+def _build(options: dict, device: str):
+    from archbench.models import build_model
+
+    recipe = _recipe(options)
+    return build_model(recipe.spec, device=device, seq=recipe.seq, input_shape=recipe.input_shape, batch=recipe.batch)
+
+
+def _settings(context: "Context"):
+    from archbench.measure.run import Settings
+
+    return Settings(device=context.device, min_time=context.min_time)
 
 
 @kind("profile")
@@ -102,9 +115,9 @@ def profile(definition: dict, context: Context) -> Measured:
         for name, path in options.get("attributes", {}).items():
             out.add(f"{alias}.{name}", _attribute(built.module, path), "", spec, point, attribute=path)
         if "macs" in metrics:
-            _macs(out, alias, built)
-        if "published" in metrics and built.entry.source == "torchvision":
-            _published(out, alias, built.entry.name, spec, point)
+            _macs(out, alias, options, context)
+        if "published" in metrics and built.source == "torchvision":
+            _published(out, alias, built.name, spec, point)
         if "latency" in metrics:
             _latency(out, alias, options, context)
         if "memory" in metrics:
@@ -128,17 +141,16 @@ def _attribute(module, path: str):
     return len(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
 
 
-def _macs(out: Measured, alias: str, built) -> None:
-    try:
-        from archbench.measure.flops import count_flops
+def _macs(out: Measured, alias: str, options: dict, context: "Context") -> None:
+    from archbench.measure.run import measure
 
-        counted = count_flops(built)
-    except Exception as exc:  # noqa: BLE001  (a missing counter or a failed count is a record, not a crash)
-        out.fail(f"{alias}.macs", built.spec, describe_error(exc))
+    macs = measure(_recipe(options), ["flops"], _settings(context))[0]
+    if macs.error:  # a missing counter or a failed count is a record, not a crash
+        out.fail(f"{alias}.macs", macs.model, macs.error)
         return
-    out.add(f"{alias}.macs", counted.macs, "MACs", built.spec, built.point)
-    out.records[-1].warnings.extend(counted.warnings)  # each uncounted op is already one of these warnings
-    out.add(f"{alias}.flops", counted.flops, "FLOPs", built.spec, built.point)
+    out.add(f"{alias}.macs", macs.value, "MAC", macs.model, macs.point)
+    out.records[-1].warnings.extend(macs.warnings)  # each uncounted op is already one of these warnings
+    out.add(f"{alias}.flops", 2 * macs.value, "FLOP", macs.model, macs.point)
 
 
 def _published(out: Measured, alias: str, name: str, spec: str, point: dict) -> None:
@@ -151,38 +163,26 @@ def _published(out: Measured, alias: str, name: str, spec: str, point: dict) -> 
         out.fail(f"{alias}.published_params", spec, f"no published torchvision figures: {exc}")
         return
     out.add(f"{alias}.published_params", meta["num_params"], "count", spec, point, source="torchvision weights meta")
-    out.add(f"{alias}.published_macs", round(meta["_ops"] * 1e9), "MACs", spec, point, source="torchvision weights meta (_ops GMACs)")
+    out.add(f"{alias}.published_macs", round(meta["_ops"] * 1e9), "MAC", spec, point, source="torchvision weights meta (_ops GMACs)")
 
 
 def _latency(out: Measured, alias: str, options: dict, context: Context) -> None:
-    try:
-        from archbench.measure.latency import measure_latency
+    from archbench.measure.run import measure
 
-        built = _build(options, context.device)
-        records = measure_latency(built, min_time=context.min_time)
-    except Exception as exc:  # noqa: BLE001
-        out.fail(f"{alias}.latency_s", options["model"], describe_error(exc))
-        return
-    for record in records:
+    for record in measure(_recipe(options), ["latency"], _settings(context)):
         record.details.setdefault("device", context.device)
         out.records.append(record)
-        if record.metric == "latency_s" and record.error is None:
-            out.figures[f"{alias}.latency_s"] = record.value
+        if record.metric == "latency_s":
+            if record.error is None:
+                out.figures[f"{alias}.latency_s"] = record.value
+            else:
+                record.details["figure"] = f"{alias}.latency_s"
 
 
 def _memory(out: Measured, alias: str, options: dict, context: Context) -> None:
-    from archbench.spec import parse_shape
+    from archbench.measure.run import measure
 
-    try:
-        from archbench.measure.memory import measure_memory
-
-        shape = parse_shape(options["input"]) if options.get("input") else None
-        records = measure_memory(options["model"], batch=options.get("batch", 1), seq=options.get("seq"),
-                                 input_shape=shape, device=context.device)
-    except Exception as exc:  # noqa: BLE001
-        out.fail(f"{alias}.peak_memory_bytes", options["model"], describe_error(exc))
-        return
-    for record in records:
+    for record in measure(_recipe(options), ["memory"], _settings(context)):
         out.records.append(record)
         if record.error is None and record.metric in ("peak_memory_bytes", "weights_bytes", "score_matrix_bytes"):
             out.figures[f"{alias}.{record.metric}"] = record.value
@@ -241,7 +241,7 @@ def dense_vs_conv(definition: dict, context: Context) -> Measured:
         dense_params.append(sum(p.numel() for p in dense.parameters()))
     label = f"Conv2d({cin}, {cout}, {k}) vs Linear"
     out = Measured()
-    out.add("resolutions", list(definition["resolutions"]), "px", label)
+    out.add("resolutions", list(definition["resolutions"]), "pixels", label)
     out.add("conv_params", conv_params, "count", label)
     out.add("dense_params", dense_params, "count", label)
     out.add("conv_runs", runs, "", label)
@@ -382,7 +382,7 @@ def score_matmul(definition: dict, context: Context) -> Measured:
         macs.append(counter.get_total_flops() // 2)
     out = Measured()
     out.add("seq", list(definition["seq"]), "tokens", f"Q·K^T, d={d}")
-    out.add("macs", macs, "MACs", f"Q·K^T, d={d}", counter="torch.utils.flop_counter.FlopCounterMode")
+    out.add("macs", macs, "MAC", f"Q·K^T, d={d}", counter="torch.utils.flop_counter.FlopCounterMode")
     return out
 
 
@@ -410,8 +410,8 @@ def sweep(definition: dict, context: Context) -> Measured:
         for alias, spec in models.items():
             counts = [count_params(build_model(spec, device="meta", seq=t).module).total for t in values]
             out.add(f"params.{alias}", counts, "count", spec, {"seq": values}, metric="params")
-    records = run_sweep(list(models.values()), values, groups, axis="seq", device=context.device,
-                        min_time=context.min_time) if groups else []
+    records = run_sweep(list(models.values()), values, groups, axis="seq", settings=_settings(context)) \
+        if groups else []
     out.records.extend(records)
     found = {(r.model, r.metric, r.point.get("seq")): r.value for r in records if r.error is None}
     for alias, spec in models.items():

@@ -20,6 +20,13 @@ SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length T 
 InputOpt = Annotated[Optional[str], typer.Option("--input", help="Input shape without batch, e.g. 3x299x299.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")]
+PhaseOpt = Annotated[str, typer.Option(
+    "--phase", help="prefill: one forward over --seq tokens; decode: one new token after a KV cache of --seq tokens.")]
+AttentionCountOpt = Annotated[str, typer.Option(
+    "--attention-count", help="full: every query-key pair (what the math backend computes); causal: only the pairs "
+                              "a causal or sliding-window mask keeps.")]
+HeadOpt = Annotated[bool, typer.Option(
+    "--head", help="Hugging Face models: build with the task head (LM head, classifier) instead of the bare backbone.")]
 
 
 DEBUG_ENV = "ARCHBENCH_DEBUG"

@@ -8,10 +8,9 @@ import typer
 
 from archbench.cli.app import app
 from archbench.cli.common import (
-    BatchOpt, FormatOpt, InputOpt, ModelArg, OutOpt, SeqOpt, check_output_options, finish, handle_errors, parse_input,
+    AttentionCountOpt, BatchOpt, FormatOpt, HeadOpt, InputOpt, ModelArg, OutOpt, PhaseOpt, SeqOpt,
+    check_output_options, finish, handle_errors, parse_input,
 )
-
-LARGE_MODEL_PARAMS = 10**9  # --device auto counts models above this on the meta device
 
 
 @app.command("flops")
@@ -28,7 +27,10 @@ def flops_command(
     engine: Annotated[str, typer.Option(
         "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).")] = "auto",
     device: Annotated[str, typer.Option(
-        "--device", help="auto (cpu; meta above 1B parameters), cpu, meta or cuda.")] = "auto",
+        "--device", help="auto (meta; cpu for recurrent models and --engine fvcore), cpu, meta or cuda.")] = "auto",
+    phase: PhaseOpt = "prefill",
+    attention_count: AttentionCountOpt = "full",
+    head: HeadOpt = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 when an op without a formula is not on the list of negligible ones.")] = False,
     fmt: FormatOpt = "table",
@@ -36,12 +38,14 @@ def flops_command(
 ) -> None:
     """Count MACs (multiply-accumulates) and FLOPs (= 2 x MACs) of one forward pass; other work apart.
 
-    macs covers linear, conv, matmul/einsum, attention (full L×S, causal included) and recurrent weights, the convention of published tables; other_flops is bias, normalisation, softmax, activation and pooling work, best effort.
+    macs covers linear, conv, matmul/einsum, attention and recurrent weights, the convention of published tables; other_flops is bias, normalisation, softmax, activation and pooling work, best effort. Attention counts every query-key pair unless --attention-count causal.
 
     Every op without a formula is listed as a warning; --strict fails on those not known to be negligible.
     """
     from archbench.errors import UserError
-    from archbench.measure.flops import ENGINES, flop_records
+    from archbench.measure.flops import ENGINES
+    from archbench.measure.run import Settings, counting_device, measure, preflight
+    from archbench.models.subject import Recipe
 
     check_output_options(fmt, out)
     if by not in (None, "module", "operator"):
@@ -54,38 +58,16 @@ def flops_command(
         by = "module"
     if engine not in ENGINES:
         raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    shape = parse_input(input)
-    if device == "auto":
-        device = _auto_device(model, batch, shape, seq)
-    built = _build(model, device, batch=batch, input_shape=shape, seq=seq, train=backward)
-    records = flop_records(built, backward=backward, by=by, depth=depth, engine=engine)
+    settings = Settings(device="meta" if device == "auto" else device, engine=engine, counting_device=device,
+                        backward=backward, attention_count=attention_count, by=by, depth=depth)
+    recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head)
+    where = counting_device(preflight(recipe, ["flops"], settings), settings)
+    records = measure(recipe, ["flops"], settings, failures="raise")  # one model: its failure is the answer
     details = records[0].details
-    title = f"{built.spec}: MACs and FLOPs ({details['pass']}, {details['engine']} engine, {device})"
-    finish(records, fmt, out, title, device=device)
+    title = f"{recipe.spec}: MACs and FLOPs ({details['pass']}, {details['engine']} engine, {where})"
+    finish(records, fmt, out, title, device=where)
     significant = details.get("significant_uncounted")
     if strict and significant:
         listed = ", ".join(f"{op} ({calls} calls)" for op, calls in sorted(significant.items()))
         typer.echo(f"strict: ops without a formula and not known to be negligible: {listed}", err=True)
         raise typer.Exit(1)
-
-
-def _build(model: str, device: str, **options):
-    """build_model, with a builder's own failure (e.g. an init that cannot run on meta) as one clear line."""
-    from archbench.errors import UserError
-    from archbench.models import build_model
-
-    try:
-        return build_model(model, device=device, **options)
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"{model} could not be built on {device}: {type(exc).__name__}: {exc}") from None
-
-
-def _auto_device(model: str, batch: int, shape, seq) -> str:
-    """cpu, or meta for models above :data:`LARGE_MODEL_PARAMS` parameters (counted without allocating them)."""
-    from archbench.measure.params import count_params
-    from archbench.models import build_model
-
-    skeleton = build_model(model, device="meta", batch=batch, input_shape=shape, seq=seq)
-    return "meta" if count_params(skeleton.module).total > LARGE_MODEL_PARAMS else "cpu"

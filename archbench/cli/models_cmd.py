@@ -8,48 +8,48 @@ import typer
 
 from archbench.cli.app import app
 from archbench.cli.common import (
-    BatchOpt, FormatOpt, InputOpt, ModelArg, OutOpt, SeqOpt, check_output_options, finish, handle_errors, parse_input,
+    BatchOpt, FormatOpt, HeadOpt, InputOpt, ModelArg, OutOpt, SeqOpt, check_output_options, finish, handle_errors, parse_input,
 )
 
 
 @app.command("list")
 @handle_errors
 def list_command(
-    pattern: Annotated[Optional[str], typer.Argument(help="Glob (resnet*, *bert*) or substring to filter names.")] = None,
+    pattern: Annotated[Optional[str], typer.Argument(
+        help="Glob (resnet*, *bert*) or substring to filter names; 'hf:' or 'hf:llama*' lists Hugging Face model "
+             "types, 'timm:convnext*' timm models.")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """List the registry: name, family, source and default input."""
+    """List the models: the registry (name, family, source, default input), or hf: and timm: names."""
     import json
 
     from rich.console import Console
     from rich.table import Table
 
-    from archbench.models import list_models
+    from archbench.models.listing import COLUMNS, listing
     from archbench.report.render import check_format
 
     check_format(fmt)
-    entries = list_models(pattern)
-    rows = [
-        {"name": e.name, "family": e.family, "source": e.source,
-         "default_input": e.default_input(e.resolve_options({})).describe(), "description": e.description}
-        for e in entries
-    ]
+    rows = listing(pattern)
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
     elif fmt in ("csv", "markdown"):
         import pandas as pd
 
-        frame = pd.DataFrame(rows, columns=["name", "family", "source", "default_input", "description"])
+        frame = pd.DataFrame(rows, columns=list(COLUMNS))
         typer.echo(frame.to_csv(index=False) if fmt == "csv" else frame.to_markdown(index=False))
     else:
         table = Table(title=f"{len(rows)} models", header_style="bold")
-        for column in ("name", "family", "source", "default_input", "description"):
+        for column in COLUMNS:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*row.values())
         Console().print(table)
     if not rows:
         typer.echo(f"no model matches {pattern!r}", err=True)
+    elif not pattern:
+        typer.echo("also: hf:MODEL_TYPE for any transformers architecture (archbench list hf:), timm:NAME "
+                   "(archbench list 'timm:*'), and your own FILE.py:ATTR or MODULE:ATTR", err=True)
 
 
 @app.command("params")
@@ -61,6 +61,7 @@ def params_command(
     batch: BatchOpt = 1,
     seq: SeqOpt = None,
     input: InputOpt = None,
+    head: HeadOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
@@ -69,22 +70,25 @@ def params_command(
     Models are built on the meta device, so nothing is allocated (gpt3-175b answers in seconds).
     """
     from archbench.errors import UserError
-    from archbench.measure.params import dense_equivalent_records, param_records
-    from archbench.models import build_model
+    from archbench.measure.params import dense_equivalent_records
+    from archbench.measure.run import Settings, measure, preflight
+    from archbench.models.subject import Recipe
 
     check_output_options(fmt, out)
     if depth is not None and depth < 1:
         raise UserError(f"--depth must be a positive integer, got {depth}")
-    shape = parse_input(input)
-    built = build_model(model, device="meta", batch=batch, input_shape=shape, seq=seq)
+    recipe = Recipe(model, batch, seq, parse_input(input), head=head)
+    settings = Settings(device="meta", depth=depth)
+    built = preflight(recipe, ["params"], settings)
     if vs == "fcn":
         records = dense_equivalent_records(built)
-        title = f"{built.spec}: parameters against the dense (fully connected) equivalent of each layer"
+        title = f"{built.label}: parameters against the dense (fully connected) equivalent of each layer"
     else:
-        records = param_records(built, depth)
-        title = f"{built.spec}: parameters"
+        records = measure(recipe, ["params"], settings, failures="raise")
+        title = f"{built.label}: parameters"
         if vs:
-            other = build_model(vs, device="meta", batch=batch)
-            records += param_records(other, depth)
-            title = f"{built.spec} vs {other.spec}: parameters"
+            other = Recipe(vs, batch, head=head)
+            preflight(other, ["params"], settings)
+            records += measure(other, ["params"], settings, failures="raise")
+            title = f"{built.label} vs {other.spec}: parameters"
     finish(records, fmt, out, title, device="meta")

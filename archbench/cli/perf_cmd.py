@@ -8,11 +8,12 @@ import typer
 
 from archbench.cli.app import app
 from archbench.cli.common import (
-    BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, InputOpt, OutOpt, SeqOpt, check_output_options, finish, handle_errors,
-    parse_input,
+    BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, InputOpt, OutOpt, PhaseOpt, SeqOpt,
+    check_output_options, check_threads, finish, handle_errors, parse_input,
 )
 
-ModelsArg = Annotated[list[str], typer.Argument(help="One or more registry models: NAME or NAME:key=value,...")]
+ModelsArg = Annotated[list[str], typer.Argument(
+    help="One or more models: NAME[:key=value,...], FILE.py:ATTR, MODULE:ATTR, hf:MODEL_TYPE, timm:NAME.")]
 
 
 @app.command("latency")
@@ -27,6 +28,8 @@ def latency_command(
     dtype: DtypeOpt = "float32",
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed calls per model.")] = 1.0,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile first; compile time reported apart.")] = False,
+    phase: PhaseOpt = "prefill",
+    head: HeadOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
@@ -37,19 +40,15 @@ def latency_command(
     import torch
     from rich.console import Console
 
-    from archbench.errors import UserError
-    from archbench.measure.latency import count_macs, measure_latency
+    from archbench.limits import positive_finite
     from archbench.measure.peak import matmul_size, measure_peak_flops
-    from archbench.models import check_device
+    from archbench.measure.run import Settings, measure
 
     check_output_options(fmt, out)
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be a positive integer, got {threads}")
-    if min_time <= 0:
-        raise UserError(f"--min-time must be positive, got {min_time:g}")
-    check_device(device)
-    shape = parse_input(input)
-    metas = _validate(models, batch, seq, shape, dtype)
+    check_threads(threads)
+    positive_finite("--min-time", min_time)
+    settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, compile=compile)
+    recipes = _recipes(models, batch, seq, input, dtype, phase, head, ["latency"], settings)
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
@@ -58,19 +57,9 @@ def latency_command(
         peak = measure_peak_flops(device, dtype, threads)
     records = []
     try:
-        for meta in metas:
-            built, failure = _build(meta, device, batch, seq, shape, dtype)
-            if failure:
-                records.append(failure)
-                continue
-            macs, mac_warnings = count_macs(meta)  # counted on the meta device: no second forward
-            with console.status(f"timing {meta.spec}" + (" (compiling first)" if compile else "")):
-                measured = measure_latency(built, threads=threads, min_time=min_time, compile=compile, macs=macs,
-                                           peak_flops=peak)
-            by_metric = {r.metric: r for r in measured}
-            by_metric.get("achieved_flops_s", by_metric["latency_s"]).warnings.extend(mac_warnings)
-            records += measured
-            del built  # free this model's memory before the next one is built
+        for recipe in recipes:
+            with console.status(f"timing {recipe.spec}" + (" (compiling first)" if compile else "")):
+                records += measure(recipe, ["latency"], settings)
     except KeyboardInterrupt:
         interrupted = True
     else:
@@ -93,36 +82,35 @@ def memory_command(
     input: InputOpt = None,
     dtype: DtypeOpt = "float32",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per model (build + 2 forwards).")] = 600.0,
+    phase: PhaseOpt = "prefill",
+    head: HeadOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
     """Peak memory of one forward pass (a fresh process per model), weights bytes, attention score-matrix bytes.
 
     CPU: peak resident set over the loaded model and inputs; CUDA: max_memory_allocated.
+    With --phase decode: one new token after a KV cache of --seq tokens, next to the cache's bytes.
     """
     from rich.console import Console
 
-    from archbench.errors import UserError
-    from archbench.measure.memory import measure_memory
-    from archbench.models import check_device
+    from archbench.limits import positive_finite
+    from archbench.measure.run import Settings, measure
 
     check_output_options(fmt, out)
-    if timeout <= 0:
-        raise UserError(f"--timeout must be positive, got {timeout:g}")
-    check_device(device)
-    shape = parse_input(input)
-    metas = _validate(models, batch, seq, shape, dtype)
+    positive_finite("--timeout", timeout)
+    settings = Settings(device=device, dtype=dtype, timeout_s=timeout)
+    recipes = _recipes(models, batch, seq, input, dtype, phase, head, ["memory"], settings)
     records = []
     try:
-        for meta in metas:
-            with Console(stderr=True).status(f"measuring {meta.spec} in a fresh process"):
-                records += measure_memory(meta.spec, batch=batch, seq=seq, input_shape=shape, device=device,
-                                          dtype=dtype, timeout_s=timeout)
+        for recipe in recipes:
+            with Console(stderr=True).status(f"measuring {recipe.spec} in a fresh process"):
+                records += measure(recipe, ["memory"], settings)
     except KeyboardInterrupt:
         interrupted = True
     else:
         interrupted = False
-    title = f"forward peak memory on {device} ({dtype}, batch {batch})"
+    title = f"forward peak memory on {device} ({dtype}, batch {batch}{', decode' if phase == 'decode' else ''})"
     finish(records, fmt, out, title, device=device, dtype=dtype)
     _exit_if_interrupted(interrupted)
 
@@ -134,24 +122,13 @@ def _exit_if_interrupted(interrupted: bool) -> None:
         raise typer.Exit(130)
 
 
-def _validate(models: list[str], batch: int, seq, shape, dtype: str) -> list:
-    """Every model built on the meta device first, so a bad spec fails (exit 2) before anything is measured."""
-    from archbench.models import build_model
+def _recipes(models, batch, seq, input, dtype, phase, head, groups, settings) -> list:
+    """Every model's recipe, each checked (built on meta, inputs sized) before anything is measured: exit 2 on a bad one."""
+    from archbench.measure.run import preflight
+    from archbench.models.subject import Recipe
 
-    return [build_model(spec, device="meta", batch=batch, seq=seq, input_shape=shape, dtype=dtype) for spec in models]
-
-
-def _build(meta, device: str, batch: int, seq, shape, dtype: str):
-    """(built model, None), or (None, a ``latency_s`` record with the error) when it does not fit or fails to build."""
-    from archbench.measure.memory import check_fits
-    from archbench.models import build_model
-    from archbench.results.record import Record
-
-    too_big = check_fits(meta, device)
-    if too_big:
-        return None, Record(meta.spec, "latency_s", None, "s", dict(meta.point), error=too_big)
-    try:
-        return build_model(meta.spec, device=device, batch=batch, seq=seq, input_shape=shape, dtype=dtype), None
-    except RuntimeError as exc:  # out of memory while allocating the weights
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        return None, Record(meta.spec, "latency_s", None, "s", dict(meta.point), error=f"build failed: {first_line}")
+    shape = parse_input(input)
+    recipes = [Recipe(spec, batch, seq, shape, dtype, phase=phase, head=head) for spec in models]
+    for recipe in recipes:
+        preflight(recipe, groups, settings)
+    return recipes

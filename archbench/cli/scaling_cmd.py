@@ -7,7 +7,10 @@ from typing import Annotated, Optional
 import typer
 
 from archbench.cli.app import app
-from archbench.cli.common import BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, OutOpt, check_output_options, handle_errors
+from archbench.cli.common import (
+    AttentionCountOpt, BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, OutOpt, PhaseOpt, check_output_options,
+    check_threads, handle_errors,
+)
 
 RangeHelp = "512..10000 (geometric, --points values), 512..10000:512 (step) or 512,1024,4096."
 
@@ -27,6 +30,9 @@ def scaling_command(
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")] = 1.0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a memory point is stopped.")] = 300.0,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads for latency (default: torch's).")] = None,
+    phase: PhaseOpt = "prefill",
+    attention_count: AttentionCountOpt = "full",
+    head: HeadOpt = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write a log-log plot (.png or .svg).")] = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
@@ -41,8 +47,10 @@ def scaling_command(
     Example: archbench scaling -m transformer:layers=1 -m lstm --seq 512..8192 --plot scaling.png
     """
     from archbench.errors import UserError
+    from archbench.limits import positive_finite
+    from archbench.measure.run import Settings, preflight
     from archbench.measure.scaling import METRIC_GROUPS, plan_points
-    from archbench.models.build import check_device, torch_dtype
+    from archbench.models.subject import Recipe
     from archbench.spec import parse_range
 
     check_output_options(fmt, out)
@@ -53,19 +61,23 @@ def scaling_command(
     axis, text = _axis_and_range(sweep, seq, range_)
     if axis == "batch" and batch != 1:
         raise UserError("--batch fixes the batch size; it cannot be combined with --sweep batch")
-    if min_time <= 0 or timeout <= 0 or (threads is not None and threads < 1):
-        raise UserError("--min-time, --timeout and --threads must be positive")
+    positive_finite("--min-time", min_time)
+    positive_finite("--timeout", timeout)
+    check_threads(threads)
     values = parse_range(text, points)
     metrics = list(dict.fromkeys(m.strip() for m in metric.split(",") if m.strip()))
     unknown = [m for m in metrics if m not in METRIC_GROUPS]
     if unknown or not metrics:
         raise UserError(f"unknown --metric {metric!r}; expected a comma-separated subset of {', '.join(METRIC_GROUPS)}")
-    check_device(device)
-    torch_dtype(dtype)
-    plan_points(model, values, axis, batch)  # every spec checked before anything is measured
-    settings = dict(axis=axis, batch=batch, device=device, dtype=dtype, min_time=min_time, timeout_s=timeout,
-                    threads=threads)
-    _run(model, values, metrics, settings, plot, fmt, out)
+    template = Recipe("", batch, dtype=dtype, phase=phase, head=head)
+    settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, timeout_s=timeout,
+                        attention_count=attention_count)
+    plan = plan_points(model, values, axis, template=template)  # every spec checked before anything is measured
+    for point in plan[0]:
+        preflight(point.recipe, [m for m in metrics if m != "latency"] or ["flops"], settings)
+    for point in plan[-1]:
+        preflight(point.recipe, metrics, settings)  # the largest point must fit where it runs
+    _run(model, values, metrics, axis, template, settings, plot, fmt, out)
 
 
 def _axis_and_range(sweep: str, seq: str | None, range_: str | None) -> tuple[str, str]:
@@ -85,7 +97,7 @@ def _axis_and_range(sweep: str, seq: str | None, range_: str | None) -> tuple[st
     return sweep, text
 
 
-def _run(models, values, metrics, settings: dict, plot, fmt, out) -> None:
+def _run(models, values, metrics, axis: str, template, settings, plot, fmt, out) -> None:
     """Sweep with a progress bar, journalling each finished point; --out is written when the sweep is done.
 
     After Ctrl-C the finished points are shown and kept in the journal, --out and --plot are left
@@ -99,10 +111,14 @@ def _run(models, values, metrics, settings: dict, plot, fmt, out) -> None:
     from archbench.report.render import format_for_path, to_text
     from archbench.results.record import RunWriter
 
-    axis, device, dtype = settings["axis"], settings["device"], settings["dtype"]
-    threads = {"threads": settings["threads"]} if settings["threads"] else {}  # the env's default is torch's count
+    device, dtype = settings.device, settings.dtype
+    threads = {"threads": settings.threads} if settings.threads else {}  # the env's default is torch's count
     document = new_document(device, dtype=dtype, **threads)
-    document.meta["sweep"] = {"values": values, "models": models, "metrics": metrics, **settings}
+    document.meta["sweep"] = {"values": values, "models": models, "metrics": metrics, "axis": axis,
+                              "batch": template.batch, "phase": template.phase, "head": template.head,
+                              "device": device, "dtype": dtype, "min_time": settings.min_time,
+                              "timeout_s": settings.timeout_s, "threads": settings.threads,
+                              "attention_count": settings.attention_count}
     writer = RunWriter(document, out, lambda run: to_text(run, format_for_path(out)))
     title = f"scaling over {axis} {values[0]}..{values[-1]} ({len(values)} points, {device}, {dtype})"
     interrupted = False
@@ -115,7 +131,8 @@ def _run(models, values, metrics, settings: dict, plot, fmt, out) -> None:
 
         try:
             with writer:
-                run_sweep(models, values, metrics, **settings, writer=writer, progress=progress)
+                run_sweep(models, values, metrics, axis=axis, template=template, settings=settings, writer=writer,
+                          progress=progress)
         except KeyboardInterrupt:
             interrupted = True
     if interrupted:

@@ -17,14 +17,15 @@ from __future__ import annotations
 import time
 
 from archbench.errors import describe_error
-from archbench.models.build import BuiltModel
+from archbench.models.subject import Subject
 from archbench.results.record import Record
 
 NOISY_IQR_FRACTION = 0.10
 
 
 def measure_latency(
-    built: BuiltModel,
+    model,
+    inputs=None,
     *,
     threads: int | None = None,
     min_time: float = 1.0,
@@ -32,11 +33,16 @@ def measure_latency(
     macs: int | None = None,
     peak_flops: float | None = None,
 ) -> list[Record]:
-    """Time ``built``'s forward pass in inference mode; a failure becomes a ``latency_s`` record with ``error``."""
+    """Time the forward pass in inference mode; a failure becomes a ``latency_s`` record with ``error``.
+
+    ``model`` is a subject, or an ``nn.Module`` with its example ``inputs`` (a tensor, a tuple
+    or a dict). ``macs`` and ``peak_flops`` add the achieved FLOP/s and its fraction of the peak.
+    """
     import torch
 
     from archbench.errors import UserError
 
+    built = model if isinstance(model, Subject) else Subject.from_module(model, inputs)
     if built.device == "meta":
         raise UserError(f"{built.spec}: latency needs a real device (cpu or cuda); the meta device computes nothing")
     threads = threads or torch.get_num_threads()
@@ -92,25 +98,6 @@ def measure_latency(
     return records
 
 
-def count_macs(built: BuiltModel) -> tuple[int | None, list[str]]:
-    """The model's MACs per forward at its input point (archbench.measure.flops) and what the reader must know.
-
-    ``built`` may be on the meta device (nothing is run then). When counting fails the MACs are
-    None and the warning says why, so the achieved FLOP/s rows are missing visibly. Ops without
-    a formula make the achieved FLOP/s a lower bound, and the warning says which.
-    """
-    from archbench.measure.flops import count_flops
-
-    try:
-        count = count_flops(built)
-    except Exception as exc:  # an op the counter cannot trace: the latency still stands
-        return None, [f"MACs not counted ({describe_error(exc)}): no achieved FLOP/s"]
-    if count.significant_uncounted:
-        ops = ", ".join(sorted(count.significant_uncounted))
-        return count.macs, [f"achieved FLOP/s is a lower bound: no MAC formula for {ops}"]
-    return count.macs, []
-
-
 def benchmark_timer():
     """``torch.utils.benchmark.Timer``, imported without the misleading "No CUDA runtime is found" log line.
 
@@ -138,7 +125,7 @@ def _time_forward(module, args: tuple, kwargs: dict, threads: int, min_time: flo
         return timer.blocked_autorange(min_run_time=min_time)
 
 
-def _compile(built: BuiltModel, args: tuple, kwargs: dict):
+def _compile(built: Subject, args: tuple, kwargs: dict):
     """The torch.compile'd module and a ``compile_time_s`` record (first call, compilation included)."""
     import torch
 

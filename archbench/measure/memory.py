@@ -20,7 +20,9 @@ import subprocess
 import sys
 import time
 
-from archbench.models.build import BuiltModel
+from archbench.errors import UserError
+from archbench.models.build import check_fits
+from archbench.models.subject import Recipe, Subject
 from archbench.results.record import Record
 
 # Fixed glibc malloc thresholds in the worker: every block over 128 KiB is mmap'd and given back
@@ -30,7 +32,7 @@ WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_
 
 
 def measure_memory(
-    spec: str,
+    model,
     *,
     batch: int = 1,
     seq: int | None = None,
@@ -39,29 +41,64 @@ def measure_memory(
     dtype: str = "float32",
     timeout_s: float | None = None,
 ) -> list[Record]:
-    """Peak forward memory (fresh subprocess), weights bytes and, for attention, the score-matrix bytes.
+    """Peak forward memory (fresh subprocess), weights bytes and, for attention, score-matrix and KV-cache bytes.
 
-    A bad spec or an unavailable device raises UserError before any process starts.
+    ``model`` is anything that can be rebuilt in another process: a model argument
+    (``"resnet50"``, ``"my_net.py:build"``, ``"hf:llama"``), a :class:`Recipe`, a subject built
+    from one, or an importable factory or module class. Batch, seq, input shape and dtype
+    apply to a model argument or factory. A bad model or an unavailable device raises
+    UserError before any process starts; weights that cannot fit are a record with the error.
     """
     from archbench.errors import UserError
     from archbench.models import build_model, check_device
 
     check_device(device)
     if device == "meta":
-        raise UserError(f"{spec}: memory needs a real device (cpu or cuda); the meta device allocates nothing")
-    built = build_model(spec, device="meta", batch=batch, seq=seq, input_shape=input_shape, dtype=dtype)
-    request = {"spec": built.spec, "batch": batch, "seq": seq, "input_shape": list(input_shape) if input_shape else None,
-               "device": device, "dtype": dtype}
-    too_big = check_fits(built, device)
-    result = {"error": too_big} if too_big else run_worker(request, timeout_s)
-    records = [_peak_record(built, result, device)]
-    records.append(Record(built.spec, "weights_bytes", weights_bytes(built.module), "bytes", dict(built.point),
+        raise UserError(f"{model}: memory needs a real device (cpu or cuda); the meta device allocates nothing")
+    recipe = rebuildable(model, Recipe("", batch, seq, tuple(input_shape) if input_shape else None, dtype))
+    meta = build_model(recipe.spec, device="meta", batch=recipe.batch, seq=recipe.seq, input_shape=recipe.input_shape,
+                       dtype=recipe.dtype, train=recipe.train, phase=recipe.phase, head=recipe.head)
+    try:
+        check_fits(meta, device)
+    except UserError as too_big:
+        result = {"error": str(too_big)}
+    else:
+        result = run_worker({**recipe.to_dict(), "device": device}, timeout_s)
+    point = dict(meta.point)
+    records = [_peak_record(meta, result, device)]
+    records.append(Record(meta.label, "weights_bytes", weights_bytes(meta.module), "bytes", point,
                           details={"formula": "(parameters + buffers) x element size"}))
-    scores = score_matrix(built)
+    scores = score_matrix(meta)
     if scores:
-        records.append(Record(built.spec, "score_matrix_bytes", scores["bytes"], "bytes", dict(built.point),
-                              details=scores))
+        records.append(Record(meta.label, "score_matrix_bytes", scores["bytes"], "bytes", point, details=scores))
     return records
+
+
+def rebuildable(model, defaults: Recipe) -> Recipe:
+    """The recipe that rebuilds ``model`` in a fresh process (UserError for a live module without one)."""
+    import inspect
+    import sys
+
+    if isinstance(model, Recipe):
+        return model
+    if isinstance(model, Subject):
+        if model.recipe is None:
+            raise UserError(f"{model.label}: memory is measured in a fresh process, which cannot rebuild a module "
+                            "handed over in memory; pass a model argument or an importable factory")
+        return model.recipe
+    if isinstance(model, str):
+        return defaults.with_(spec=model)
+    if callable(model) and hasattr(model, "__qualname__") and "<" not in model.__qualname__:
+        module = sys.modules.get(model.__module__)
+        path = getattr(module, "__file__", None)
+        if model.__module__ == "__main__" or model.__module__.startswith("archbench_user_"):
+            if not path:
+                raise UserError(f"{model.__qualname__}: defined interactively; put it in a file to measure its memory")
+            return defaults.with_(spec=f"{path}:{model.__qualname__}")
+        return defaults.with_(spec=f"{model.__module__}:{model.__qualname__}")
+    kind = "a module instance" if not inspect.isclass(model) and hasattr(model, "forward") else type(model).__name__
+    raise UserError(f"memory is measured in a fresh process, which cannot rebuild {kind}; pass a model argument "
+                    "(e.g. 'my_net.py:build') or an importable factory")
 
 
 def run_worker(request: dict, timeout_s: float | None = None) -> dict:
@@ -95,10 +132,10 @@ def run_worker(request: dict, timeout_s: float | None = None) -> dict:
     return result
 
 
-def _peak_record(built: BuiltModel, result: dict, device: str) -> Record:
+def _peak_record(built: Subject, result: dict, device: str) -> Record:
     point = dict(built.point)
     if "error" in result:
-        return Record(built.spec, "peak_memory_bytes", None, "bytes", point, error=result["error"],
+        return Record(built.label, "peak_memory_bytes", None, "bytes", point, error=result["error"],
                       warnings=list(built.warnings))
     steady, first = result["steady"], result["first"]
     details = {
@@ -112,7 +149,7 @@ def _peak_record(built: BuiltModel, result: dict, device: str) -> Record:
     }
     if "reserved_peak_bytes" in steady:
         details["reserved_peak_bytes"] = steady["reserved_peak_bytes"]
-    return Record(built.spec, "peak_memory_bytes", steady["forward_peak_bytes"], "bytes", point,
+    return Record(built.label, "peak_memory_bytes", steady["forward_peak_bytes"], "bytes", point,
                   warnings=list(built.warnings), details=details)
 
 
@@ -137,32 +174,55 @@ def available_memory_bytes(device: str) -> int | None:
     return None
 
 
-def check_fits(built_meta: BuiltModel, device: str) -> str | None:
-    """Why the model's weights cannot be allocated on ``device`` (an error message), or None when they fit.
+def largest_activation_bytes(meta: Subject) -> int:
+    """Bytes of the largest tensor one forward of ``meta`` (built on the meta device) makes; 0 when not known.
 
-    Built on the meta device first, so ``gpt3-175b`` is refused instead of waking the out-of-memory killer.
+    Run on the meta device, so nothing is allocated. Recurrent models are skipped (on meta
+    their kernels run step by step, which takes minutes at long sequences), and so are models
+    whose forward cannot run on meta.
     """
-    needed, available = weights_bytes(built_meta.module), available_memory_bytes(device)
-    if available is not None and needed > available:
-        return f"weights need {needed:,} bytes but only {available:,} bytes are available on {device}; not built"
-    return None
+    import torch
+    from torch import nn
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    if any(isinstance(m, nn.RNNBase) for m in meta.module.modules()):
+        return 0
+    largest = 0
+
+    class Largest(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            nonlocal largest
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    largest = max(largest, t.numel() * t.element_size())
+            return out
+
+    args, kwargs = meta.example_inputs("meta")
+    try:
+        with Largest(), torch.no_grad():
+            meta.module(*args, **kwargs)
+    except Exception:  # a model whose forward needs real data (routing, nonzero): the inputs check stands alone
+        return 0
+    return largest
 
 
-def score_matrix(built: BuiltModel) -> dict | None:
+def score_matrix(built: Subject) -> dict | None:
     """One layer's attention scores, batch × heads × T² × element size, or None when not an attention model."""
-    if built.entry.family not in ("transformer", "vit"):
+    if built.family not in ("transformer", "vit"):
         return None
     heads, length = attention_heads(built), attention_length(built)
     if not heads or not length:
         return None
-    from archbench.models.build import torch_dtype
+    from archbench.models.subject import torch_dtype
 
     size = torch_dtype(built.dtype).itemsize
     return {"bytes": built.batch * heads * length**2 * size, "batch": built.batch, "heads": heads, "T": length,
             "element_size": size, "formula": "batch x heads x T^2 x element size (one layer)"}
 
 
-def attention_heads(built: BuiltModel) -> int | None:
+def attention_heads(built: Subject) -> int | None:
     """Heads per attention layer: the ``heads`` option, the Hugging Face config, or the first nn.MultiheadAttention."""
     from torch import nn
 
@@ -178,8 +238,10 @@ def attention_heads(built: BuiltModel) -> int | None:
     return None
 
 
-def attention_length(built: BuiltModel) -> int | None:
+def attention_length(built: Subject) -> int | None:
     """Positions attended over: the sequence length, or for a ViT the patches plus the class token."""
+    if built.input is None:
+        return None
     if built.input.seq:
         return built.input.seq
     config = getattr(built.module, "config", None)

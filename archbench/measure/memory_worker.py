@@ -87,6 +87,7 @@ def measure(request: dict) -> dict:
     built = build_model(
         request["spec"], device=request["device"], batch=request["batch"], seq=request["seq"],
         input_shape=tuple(request["input_shape"]) if request["input_shape"] else None, dtype=request["dtype"],
+        train=request.get("train", False), phase=request.get("phase", "prefill"), head=request.get("head", False),
     )
     args, kwargs = built.example_inputs()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from archbench.models.build import BuiltModel
+from archbench.models.subject import Subject
 from archbench.results.record import Record
 
 _LAYER_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear")
@@ -13,19 +13,29 @@ _LAYER_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2
 
 @dataclass(frozen=True)
 class ParamCounts:
+    """Totals of a module, and ``by_module``: each submodule's own total (name -> count, "" is the whole)."""
+
     total: int
     trainable: int
     frozen: int
     buffers: int
+    by_module: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
-def count_params(module) -> ParamCounts:
-    """Unique parameters (a shared tensor counts once), trainable and frozen, and buffer elements."""
+def count_params(model, *, per_module: bool = False) -> ParamCounts:
+    """Unique parameters (a shared tensor counts once), trainable and frozen, and buffer elements.
+
+    ``model`` is an ``nn.Module`` or a subject. With ``per_module``, ``by_module`` gives every
+    submodule's total (a tensor shared by two submodules counts in each).
+    """
+    module = model.module if isinstance(model, Subject) else model
     params = list(module.parameters())  # nn.Module.parameters() yields each shared tensor once
     trainable = sum(p.numel() for p in params if p.requires_grad)
     total = sum(p.numel() for p in params)
     buffers = sum(b.numel() for b in module.buffers())
-    return ParamCounts(total, trainable, total - trainable, buffers)
+    by_module = {name: sum(p.numel() for p in sub.parameters()) for name, sub in module.named_modules()} \
+        if per_module else {}
+    return ParamCounts(total, trainable, total - trainable, buffers, by_module)
 
 
 def module_depth(name: str) -> int:
@@ -33,9 +43,9 @@ def module_depth(name: str) -> int:
     return name.count(".") + 1 if name else 0
 
 
-def param_records(built: BuiltModel, depth: int | None = None) -> list[Record]:
+def param_records(built: Subject, depth: int | None = None) -> list[Record]:
     """Totals (params, params_trainable, params_frozen, buffers) and, with ``depth``, one row per module."""
-    counts = count_params(built.module)
+    counts = count_params(built.module, per_module=bool(depth))
     point = dict(built.point)
     records = [
         Record(built.spec, "params", counts.total, "count", point, warnings=list(built.warnings)),
@@ -46,9 +56,8 @@ def param_records(built: BuiltModel, depth: int | None = None) -> list[Record]:
     if depth:
         for name, sub in built.module.named_modules():
             if 0 < module_depth(name) <= depth:
-                sub_counts = count_params(sub)
                 records.append(
-                    Record(built.spec, "params", sub_counts.total, "count", {**point, "module": name},
+                    Record(built.spec, "params", counts.by_module[name], "count", {**point, "module": name},
                            details={"type": type(sub).__name__})
                 )
     return records
@@ -59,7 +68,7 @@ def dense_equivalent(in_numel: int, out_numel: int, bias: bool) -> int:
     return in_numel * out_numel + (out_numel if bias else 0)
 
 
-def dense_equivalent_records(built: BuiltModel) -> list[Record]:
+def dense_equivalent_records(built: Subject) -> list[Record]:
     """For each conv and linear layer, run on the model's input, the dense equivalent (build on ``meta``: no allocation).
 
     One row per layer call: its own params, the params of the dense layer with the same input

@@ -18,109 +18,68 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from archbench.errors import UserError, describe_error
+from archbench.errors import UserError
+from archbench.measure.run import GROUPS, Settings, failure_record, measure_group
+from archbench.metrics import AXIS_UNITS
+from archbench.models.subject import Recipe
 from archbench.results.record import Record
 
 AXES = ("seq", "batch", "resolution")
-AXIS_UNITS = {"seq": "tokens", "batch": "items", "resolution": "pixels"}
 METRIC_GROUPS = ("flops", "latency", "memory")
-FITTED_METRICS = ("macs", "latency_s", "peak_memory_bytes", "score_matrix_bytes")
+FITTED_METRICS = ("macs", "latency_s", "peak_memory_bytes", "score_matrix_bytes", "kv_cache_bytes")
 """Per-point metrics that get exponents and crossovers (``flops`` is 2 × ``macs``: same exponent)."""
-
-_PRIMARY = {"flops": ("macs", "MAC"), "latency": ("latency_s", "s"), "memory": ("peak_memory_bytes", "bytes")}
-"""The metric (and unit) an error or skip record of each group is filed under."""
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One model at one value of the swept axis, with everything needed to build it."""
+    """One model at one value of the swept axis: the label records carry and the recipe that builds it."""
 
     label: str  # the model as the sweep names it in every record
-    spec: str  # what is built (differs from label when the resolution sets an image_size option)
     axis: str
     value: int
-    batch: int
-    seq: int | None = None
-    input_shape: tuple[int, ...] | None = None
+    recipe: Recipe  # its spec differs from the label when the resolution sets an image_size option
 
     @property
     def point(self) -> dict:
-        """The record point, as :attr:`archbench.models.build.BuiltModel.point` writes it."""
-        from archbench.spec import format_shape
+        """The record point (what :attr:`Subject.point` will say, known before building)."""
+        return self.recipe.known_point()
 
-        if self.seq is not None:
-            return {"batch": self.batch, "seq": self.seq}
-        return {"batch": self.batch, "input": format_shape(self.input_shape)}
+    @property
+    def spec(self) -> str:
+        return self.recipe.spec
 
-    def build(self, device: str, dtype: str):
-        """The built model at this point."""
-        from archbench.models import build_model
+    @property
+    def seq(self) -> int | None:
+        return self.recipe.seq
 
-        return build_model(self.spec, device=device, batch=self.batch, seq=self.seq,
-                           input_shape=self.input_shape, dtype=dtype)
+    @property
+    def batch(self) -> int:
+        return self.recipe.batch
 
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """How every point is measured."""
-
-    device: str = "cpu"
-    dtype: str = "float32"
-    min_time: float = 1.0
-    timeout_s: float | None = None
-    threads: int | None = None  # latency: torch threads (None: torch's default)
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return self.recipe.input_shape
 
 
-def _measure_flops(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
-    """MACs/FLOPs from the counter, on the meta device so that long sequences cost no memory or time.
-
-    Recurrent models are counted on cpu instead: on meta, ``aten::lstm``/``gru``/``rnn`` decompose
-    into a few ops per time step (minutes at T=10000), while on cpu jit tracing sees one op per layer
-    and the forward pass holds only O(T·hidden). A model whose builder cannot run on meta is counted
-    on cpu too, and says so.
-    """
-    from torch import nn
-
-    from archbench.measure.flops import flop_records
-
-    try:
-        built = point.build("meta", settings.dtype)
-    except Exception as exc:  # an initialiser without a meta kernel
-        records = flop_records(point.build("cpu", settings.dtype))
-        records[0].warnings.append(f"counted on cpu: the model cannot be built on meta ({type(exc).__name__})")
-        return records
-    if any(isinstance(m, nn.RNNBase) for m in built.module.modules()):
-        built = point.build("cpu", settings.dtype)
-    return flop_records(built)
+def _group_measurer(group: str) -> Callable[[SweepPoint, Settings, list], list]:
+    return lambda point, settings, earlier: measure_group(group, point.recipe, settings, earlier)
 
 
-def _measure_latency(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
-    """Timed forward passes; the point's MAC count, when measured, gives achieved FLOP/s."""
-    from archbench.measure.latency import measure_latency
-
-    macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None), None)
-    built = point.build(settings.device, settings.dtype)
-    return measure_latency(built, threads=settings.threads, min_time=settings.min_time, macs=macs)
+MEASURERS: dict[str, Callable[[SweepPoint, Settings, list], list]] = {g: _group_measurer(g) for g in METRIC_GROUPS}
+"""Metric group -> measurer(point, settings, records of this point so far): the one path of
+:mod:`archbench.measure.run`, at one sweep point (the seam a test stubs)."""
 
 
-def _measure_memory(point: SweepPoint, settings: SweepSettings, earlier: list[Record]) -> list[Record]:
-    """Peak memory of a forward pass (a fresh subprocess per point on CPU)."""
-    from archbench.measure.memory import measure_memory
-
-    return measure_memory(point.spec, batch=point.batch, seq=point.seq, input_shape=point.input_shape,
-                          device=settings.device, dtype=settings.dtype, timeout_s=settings.timeout_s)
-
-
-Measurer = Callable[[SweepPoint, SweepSettings, list], list]
-MEASURERS: dict[str, Measurer] = {"flops": _measure_flops, "latency": _measure_latency, "memory": _measure_memory}
-"""Metric group -> measurer(point, settings, records of this point so far) -> records."""
-
-
-def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: int = 1) -> list[list[SweepPoint]]:
+def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: int | None = None,
+                template: Recipe = Recipe("")) -> list[list[SweepPoint]]:
     """The sweep's points, one list per axis value (smallest first), each with every model.
 
-    UserError for an unknown model or option, a model repeated, or a model the axis does not apply to.
+    ``template`` gives what every point shares (batch, dtype, phase...), ``batch`` overrides its
+    batch. UserError for an unknown model or option, a model repeated, or a model the axis does
+    not apply to.
     """
+    if batch is not None:
+        template = template.with_(batch=batch)
     from archbench.models import default_input
     from archbench.models.registry import resolve
     from archbench.spec import parse_model_spec
@@ -131,34 +90,36 @@ def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: 
         raise UserError("give at least one --model")
     if len(values) < 2:
         raise UserError(f"a sweep needs at least 2 distinct values of {axis}, got {values}")
-    if batch < 1:
-        raise UserError(f"--batch must be a positive integer, got {batch}")
+    if template.batch < 1:
+        raise UserError(f"--batch must be a positive integer, got {template.batch}")
     labels = [str(parse_model_spec(m)) for m in models]
     for label in labels:
         resolve(label)
     repeated = {label for label in labels if labels.count(label) > 1}
     if repeated:
         raise UserError(f"model {sorted(repeated)[0]!r} given twice")
-    per_value = []
-    for value in sorted(values):
-        per_value.append([_point(label, default_input(label), axis, value, batch) for label in labels])
-    return per_value
+    defaults = {label: default_input(label) for label in labels}
+    return [[_point(label, defaults[label], axis, value, template) for label in labels] for value in sorted(values)]
 
 
-def _point(label: str, default, axis: str, value: int, batch: int) -> SweepPoint:
+def _point(label: str, default, axis: str, value: int, template: Recipe) -> SweepPoint:
+    recipe = template.with_(spec=label)
+    if default is None:
+        raise UserError(f"{label}: a sweep needs the model's own inputs; give a model that says its input "
+                        "(a factory returning (module, inputs) is swept with --sweep batch only)")
     sequence = default.kind in ("tokens", "sequence")
     if axis == "seq":
         if not sequence:
             raise UserError(f"{label} takes {default.describe()}: sweep it with --sweep resolution or batch, not seq")
-        return SweepPoint(label, label, axis, value, batch, seq=value)
+        return SweepPoint(label, axis, value, recipe.with_(seq=value))
     if axis == "batch":
         if sequence:
-            return SweepPoint(label, label, axis, value, value, seq=default.seq)
-        return SweepPoint(label, label, axis, value, value, input_shape=default.shape)
+            return SweepPoint(label, axis, value, recipe.with_(batch=value, seq=default.seq))
+        return SweepPoint(label, axis, value, recipe.with_(batch=value, input_shape=default.shape))
     if default.kind != "image":
         raise UserError(f"{label} takes {default.describe()}: --sweep resolution applies to image models")
     shape = (default.shape[0], value, value)
-    return SweepPoint(label, _at_image_size(label, value), axis, value, batch, input_shape=shape)
+    return SweepPoint(label, axis, value, recipe.with_(spec=_at_image_size(label, value), input_shape=shape))
 
 
 def _at_image_size(label: str, size: int) -> str:
@@ -172,7 +133,7 @@ def _at_image_size(label: str, size: int) -> str:
     spec = parse_model_spec(label)
     if "image_size" in spec.options:
         return label
-    candidate = str(parse_model_spec(label + ("," if spec.options else ":") + f"image_size={size}"))
+    candidate = str(spec.with_options(image_size=str(size)))
     try:
         shape = default_input(candidate).shape
     except UserError:
@@ -186,26 +147,22 @@ def run_sweep(
     metrics: list[str],
     *,
     axis: str = "seq",
-    batch: int = 1,
-    device: str = "cpu",
-    dtype: str = "float32",
-    min_time: float = 1.0,
-    timeout_s: float | None = None,
-    threads: int | None = None,
+    template: Recipe = Recipe(""),
+    settings: Settings = Settings(),
     writer=None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Record]:
     """Measure ``metrics`` (groups of :data:`METRIC_GROUPS`) of every model at every value of ``axis``.
 
-    Returns the per-point records followed by :func:`sweep_summary`'s. Each finished
-    record goes to ``writer.add`` at once; ``progress(done, total, description)`` is called
-    before each step and once at the end. Ctrl-C propagates, with every finished point written.
+    Every point goes through :func:`archbench.measure.run.measure_group`, as every other
+    caller's. Returns the per-point records followed by :func:`sweep_summary`'s. Each
+    finished record goes to ``writer.add`` at once; ``progress(done, total, description)`` is
+    called before each step and once at the end. Ctrl-C propagates, with every finished point written.
     """
     unknown = [m for m in metrics if m not in METRIC_GROUPS]
     if unknown or not metrics:
         raise UserError(f"unknown metric {(unknown or [''])[0]!r}; expected some of {', '.join(METRIC_GROUPS)}")
-    plan = plan_points(models, values, axis, batch)
-    settings = SweepSettings(device, dtype, min_time, timeout_s, threads)
+    plan = plan_points(models, values, axis, template=template)
     total = sum(len(row) for row in plan) * len(metrics)
     records: list[Record] = []
     failed_at: dict[tuple[str, str], int] = {}  # (model, group) -> the axis value it first failed at
@@ -217,7 +174,7 @@ def run_sweep(
                 if progress:
                     progress(done, total, f"{point.label} {axis}={point.value}: {group}")
                 new = _measure_step(point, group, settings, point_records, failed_at.get((point.label, group)))
-                if any(r.error for r in new if r.metric == _PRIMARY[group][0]):
+                if any(r.error for r in new if r.metric == GROUPS[group]):
                     failed_at.setdefault((point.label, group), point.value)
                 point_records.extend(new)
                 records.extend(new)
@@ -233,19 +190,18 @@ def run_sweep(
     return records
 
 
-def _measure_step(point: SweepPoint, group: str, settings: SweepSettings, earlier: list[Record],
+def _measure_step(point: SweepPoint, group: str, settings: Settings, earlier: list[Record],
                   failed_at: int | None) -> list[Record]:
     """The records of one metric group at one point; a failure or a skip becomes one error record."""
-    metric, unit = _PRIMARY[group]
     if failed_at is not None:
-        error = f"skipped: {group} already failed at {point.axis}={failed_at}"
-        return [Record(point.label, metric, None, unit, point.point, error=error)]
-    try:
-        new = MEASURERS[group](point, settings, earlier)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # OOM, an op without a kernel, a bad size: a row with its error, and go on
-        return [Record(point.label, metric, None, unit, point.point, error=describe_error(exc))]
+        new = [failure_record(point.recipe, group, f"skipped: {group} already failed at {point.axis}={failed_at}")]
+    else:
+        try:
+            new = MEASURERS[group](point, settings, earlier)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # OOM, an op without a kernel, a bad size: a row with its error, and go on
+            new = [failure_record(point.recipe, group, exc)]
     for record in new:
         record.model = point.label
     return new

@@ -1,84 +1,48 @@
-"""Turn a model spec into a module plus example inputs, on any device (``meta`` included)."""
+"""Turn a model argument (any source) into a :class:`~archbench.models.subject.Subject`, on any device.
+
+One function, :func:`build_model` (``archbench.build``), for every source: the registry, a
+user's file or module, ``hf:`` and ``timm:``. Before anything is allocated on a real device
+the model is built on the meta device and its weights and inputs are checked against the
+memory available; a construction that runs away (a billion layers) is refused or stopped.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+import contextlib
+import signal
+import threading
+from dataclasses import replace
 
 from archbench.errors import UserError
-from archbench.models.registry import InputSpec, ModelEntry, resolve
+from archbench.models.registry import ModelEntry, resolve
+from archbench.models.subject import (
+    PHASES, InputSpec, Recipe, Subject, input_bytes, make_inputs, torch_dtype,
+)
 from archbench.spec import ModelSpec, format_shape, parse_model_spec
 
-DTYPES = ("float32", "bfloat16", "float16", "float64")
+__all__ = ["Subject", "build_model", "check_device", "check_fits", "default_input", "make_inputs", "torch_dtype"]
 
-
-@dataclass
-class BuiltModel:
-    """A built module with the input it is measured on."""
-
-    spec: str
-    entry: ModelEntry
-    options: dict[str, Any]
-    module: Any  # torch.nn.Module
-    input: InputSpec
-    batch: int
-    device: str
-    dtype: str
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def point(self) -> dict[str, Any]:
-        """The input point of a record: batch plus the image shape or the sequence length."""
-        point: dict[str, Any] = {"batch": self.batch}
-        if self.input.kind in ("tokens", "sequence"):
-            point["seq"] = self.input.shape[0]
-        else:
-            point["input"] = format_shape(self.input.shape)
-        return point
-
-    def example_inputs(self, device: str | None = None) -> tuple[tuple, dict]:
-        """Random inputs (positional args, keyword args) matching :attr:`input`."""
-        return make_inputs(self.input, self.batch, device or self.device, self.dtype)
-
-
-def torch_dtype(name: str):
-    """The torch dtype for a name of :data:`DTYPES`."""
-    import torch
-
-    if name not in DTYPES:
-        raise UserError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
-    return getattr(torch, name)
+BUILD_TIME_LIMIT_S = 60
+"""Seconds a model's construction may take before it is stopped (gpt3-175b builds on meta in a few)."""
+MAX_LAYERS = 10_000
+"""Largest layer count an option may ask for (published models have at most a few hundred)."""
+LAYER_OPTIONS = frozenset(("layers", "n_layer", "n_layers", "num_layers", "num_hidden_layers", "num_decoder_layers",
+                           "num_encoder_layers", "encoder_layers", "decoder_layers", "depth", "depths"))
 
 
 def check_device(device: str) -> None:
     """UserError unless ``device`` (cpu, meta, cuda, cuda:N) can be used on this machine."""
-    import torch
-
-    kind = device.split(":")[0]
-    if kind in ("cpu", "meta"):
-        return
+    kind, colon, index = str(device).partition(":")
+    if kind not in ("cpu", "meta", "cuda") or (colon and (kind != "cuda" or not index.isdigit())):
+        raise UserError(f"unknown device {device!r}; expected cpu, meta, cuda or cuda:N")
     if kind != "cuda":
-        raise UserError(f"unknown device {device!r}; expected cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise UserError(f"--device {device} requested but no CUDA GPU is available on this machine")
-
-
-def make_inputs(spec: InputSpec, batch: int, device: str, dtype: str = "float32") -> tuple[tuple, dict]:
-    """Random example inputs for ``spec`` with a leading batch dimension."""
+        return
     import torch
 
-    shape = (batch, *spec.shape)
-    if spec.kind == "tokens":
-        tensor = torch.randint(0, spec.extra.get("vocab", 1000), shape, device=device)
-    else:
-        tensor = torch.randn(shape, device=device, dtype=torch_dtype(dtype))
-    arg_name = spec.extra.get("arg_name")
-    if not arg_name:
-        return (tensor,), {}
-    kwargs = {arg_name: tensor}
-    if spec.extra.get("encoder_decoder"):
-        kwargs["decoder_input_ids"] = tensor.clone()
-    return (), kwargs
+    if not torch.cuda.is_available():
+        raise UserError(f"device {device} requested but no CUDA GPU is available on this machine")
+    if index and int(index) >= torch.cuda.device_count():
+        raise UserError(f"device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
 
 
 def build_model(
@@ -90,32 +54,109 @@ def build_model(
     seq: int | None = None,
     dtype: str = "float32",
     train: bool = False,
-) -> BuiltModel:
-    """Build a registry model in eval mode (``train=True`` for training mode) with its input."""
+    phase: str = "prefill",
+    head: bool = False,
+) -> Subject:
+    """Build any model argument in eval mode (``train=True``: training mode) with its example inputs.
+
+    ``phase="decode"`` prepares one new token per sequence after a KV cache of ``seq`` tokens;
+    ``head=True`` builds a Hugging Face model with its task head. On a real device the model
+    is first built on meta and refused (UserError) when its weights and inputs cannot fit.
+    """
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
-    entry, options = resolve(spec)
-    if batch < 1:
+    recipe = Recipe(str(spec), batch, seq, tuple(input_shape) if input_shape else None, dtype, train, phase, head)
+    if not isinstance(batch, int) or batch < 1:
         raise UserError(f"--batch must be a positive integer, got {batch}")
-    input_spec = _input_for(entry, options, input_shape, seq)
-    warnings: list[str] = []
-    max_positions = input_spec.extra.get("max_positions")
-    position_key = input_spec.extra.get("position_option")
-    if max_positions and input_spec.seq and input_spec.seq > max_positions:
-        if not position_key:
-            raise UserError(f"{spec}: sequence length {input_spec.seq} exceeds its {max_positions} positions")
-        options[position_key] = input_spec.seq
-        warnings.append(
-            f"{entry.name} has {max_positions} positions; its position table was extended to "
-            f"{input_spec.seq} to measure T={input_spec.seq} (extra positions add parameters)"
-        )
-    dtype_obj = torch_dtype(dtype)
+    if phase not in PHASES:
+        raise UserError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+    torch_dtype(dtype)
     check_device(device)
-    module = _construct(entry, options, device)
+    if device != "meta":
+        check_fits(build_model(spec, device="meta", batch=batch, input_shape=input_shape, seq=seq, dtype=dtype,
+                               train=train, phase=phase, head=head), device)
+    entry, options = resolve(spec)
+    if head:
+        if entry.source != "huggingface":
+            raise UserError(f"{spec}: --head builds a Hugging Face model with its task head; {entry.name} is "
+                            f"from {entry.source}")
+        options = {**options, "_head": True}
+    _check_layer_counts(str(spec), options)
+    input_spec = _input_for(entry, options, input_shape, seq)
+    warnings = _fit_positions(entry, options, input_spec)
+    with _time_limit(BUILD_TIME_LIMIT_S, str(spec)):
+        built = _construct(entry, options, device)
+    module, fixed = built if isinstance(built, tuple) else (built, None)
+    input_spec, fixed = _inputs_of(entry, str(spec), module, input_spec, fixed)
+    warnings = [_position_warning(w, module, input_spec) for w in warnings]
     if dtype != "float32":
-        module = module.to(dtype_obj)
+        module = module.to(torch_dtype(dtype))
     module.train(train)
-    return BuiltModel(str(spec), entry, options, module, input_spec, batch, device, dtype, warnings)
+    subject = Subject(str(spec), module, batch, device, dtype, input=input_spec, fixed_inputs=fixed, recipe=recipe,
+                      family=entry.family, source=entry.source, name=entry.name, options=options, warnings=warnings)
+    if fixed is not None:
+        subject.batch = _fixed_batch(fixed, batch)
+    if phase == "decode":
+        from archbench.models.decode import prepare_decode
+
+        prepare_decode(subject)
+    return subject
+
+
+def default_input(spec: str | ModelSpec) -> InputSpec | None:
+    """The input a model is measured on when the user gives none (None: the user must say)."""
+    entry, options = resolve(spec if isinstance(spec, ModelSpec) else parse_model_spec(spec))
+    return entry.default_input(options)
+
+
+def check_fits(meta: Subject, device: str) -> None:
+    """UserError unless the weights and inputs of ``meta`` (built on the meta device) fit in ``device``'s free memory.
+
+    So ``gpt3-175b`` on cpu, or ``--batch 100000000``, is refused before anything is allocated,
+    with the estimate and the memory available.
+    """
+    from archbench.measure.memory import available_memory_bytes, weights_bytes
+
+    available = available_memory_bytes(device)
+    if available is None:
+        return
+    weights, inputs = weights_bytes(meta.module), input_bytes(meta)
+    if weights > available:
+        raise UserError(f"weights need {weights:,} bytes but only {available:,} bytes are available on {device}; "
+                        "not built")
+    if weights + inputs > available:
+        raise UserError(f"weights and inputs need {weights + inputs:,} bytes ({_gib(weights + inputs)}) but only "
+                        f"{available:,} bytes are available on {device}; not built")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.2f} GiB"
+
+
+def _check_layer_counts(label: str, options: dict) -> None:
+    for key, value in options.items():
+        counts = value if isinstance(value, (tuple, list)) else [value]
+        if key in LAYER_OPTIONS and any(isinstance(v, int) and v > MAX_LAYERS for v in counts):
+            raise UserError(f"{label}: {key}={value} is more than {MAX_LAYERS:,} layers; refused before building")
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float, label: str):
+    """Stop a construction that runs longer than ``seconds`` (main thread only, where SIGALRM can interrupt)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise UserError(f"{label}: building took more than {seconds:g} s and was stopped (is a size option too large?)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _construct(entry: ModelEntry, options: dict, device: str):
@@ -123,7 +164,8 @@ def _construct(entry: ModelEntry, options: dict, device: str):
 
     A few builders compute with tensors while constructing (torchvision's RegNets derive their
     widths with ``torch.arange(...).tolist()``), which the meta device cannot do: those are
-    built on the CPU and moved to meta.
+    built on the CPU and moved to meta. A builder that rejects its options (a library's own
+    check) is the user's mistake: one line naming the model.
     """
     import torch
 
@@ -132,20 +174,59 @@ def _construct(entry: ModelEntry, options: dict, device: str):
             return entry.builder(**options)
     except UserError:
         raise
-    except (NotImplementedError, RuntimeError):
+    except (NotImplementedError, RuntimeError) as exc:
         if device != "meta":
-            raise
-    return entry.builder(**options).to("meta")
+            raise UserError(f"{entry.name}: could not be built: {_first_line(exc)}") from None
+    except Exception as exc:  # a library's validation of the options: ValueError, TypeError, KeyError...
+        raise UserError(f"{entry.name}: could not be built: {_first_line(exc)}") from None
+    try:
+        built = entry.builder(**options)
+    except Exception as exc:
+        raise UserError(f"{entry.name}: could not be built: {_first_line(exc)}") from None
+    return built.to("meta") if not isinstance(built, tuple) else (built[0].to("meta"), built[1])
 
 
-def default_input(spec: str | ModelSpec) -> InputSpec:
-    """The input a model is measured on when the user gives none."""
-    entry, options = resolve(spec if isinstance(spec, ModelSpec) else parse_model_spec(spec))
-    return entry.default_input(options)
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def _input_for(entry: ModelEntry, options: dict, input_shape, seq) -> InputSpec:
+def _fit_positions(entry: ModelEntry, options: dict, input_spec: InputSpec | None) -> list[str]:
+    """Extend a position table shorter than the requested sequence (a warning says so), or refuse."""
+    if input_spec is None:
+        return []
+    max_positions = input_spec.extra.get("max_positions")
+    position_key = input_spec.extra.get("position_option")
+    if not (max_positions and input_spec.seq and input_spec.seq > max_positions):
+        return []
+    if not position_key:
+        raise UserError(f"{entry.name}: sequence length {input_spec.seq} exceeds its {max_positions} positions")
+    options[position_key] = input_spec.seq
+    return [f"{entry.name} has {max_positions} positions; its position table was extended to {input_spec.seq} to "
+            f"measure T={input_spec.seq}"]
+
+
+def _position_warning(warning: str, module, input_spec: InputSpec) -> str:
+    """Say whether raising the position limit added parameters (a learned position table) or not (rotary)."""
+    from torch import nn
+
+    learned = any(isinstance(m, nn.Embedding) and m.num_embeddings == input_spec.seq for m in module.modules())
+    return warning + (" (extra positions add parameters)" if learned
+                      else f" (rotary or relative positions: no parameters added)")
+
+
+def _input_for(entry: ModelEntry, options: dict, input_shape, seq) -> InputSpec | None:
+    """The model's default input with ``input_shape`` or ``seq`` applied (None: the builder must supply inputs)."""
     spec = entry.default_input(options)
+    if spec is None:  # a user's model: the shape says what to feed it
+        if input_shape is not None and seq is not None:
+            raise UserError(f"{entry.name}: give --input or --seq, not both")
+        if input_shape is not None:
+            return InputSpec("image" if len(input_shape) == 3 else "vector", tuple(input_shape))
+        if seq is not None:
+            _positive_seq(seq)
+            return InputSpec("tokens", (seq,))
+        return None
     if input_shape is not None:
         if spec.kind == "tokens":
             raise UserError(f"{entry.name} takes token ids: give --seq T, not --input")
@@ -156,9 +237,42 @@ def _input_for(entry: ModelEntry, options: dict, input_shape, seq) -> InputSpec:
             )
         spec = replace(spec, shape=tuple(input_shape))
     if seq is not None:
-        if seq < 1:
-            raise UserError(f"--seq must be a positive integer, got {seq}")
+        _positive_seq(seq)
         if spec.kind not in ("tokens", "sequence"):
-            raise UserError(f"{entry.name} takes {spec.kind} input {format_shape(spec.shape)}; --seq applies to sequence models")
+            raise UserError(f"{entry.name} takes {spec.kind} input {format_shape(spec.shape)}; "
+                            "--seq applies to sequence models")
         spec = replace(spec, shape=(seq, *spec.shape[1:]))
     return spec
+
+
+def _positive_seq(seq) -> None:
+    if not isinstance(seq, int) or seq < 1:
+        raise UserError(f"--seq must be a positive integer, got {seq}")
+
+
+def _inputs_of(entry: ModelEntry, label: str, module, input_spec: InputSpec | None, fixed):
+    """The subject's inputs: the user's --input/--seq when given, else what the factory returned; token ids
+    get the vocabulary of the model's first embedding."""
+    from torch import nn
+
+    if input_spec is not None:
+        if input_spec.kind == "tokens" and "vocab" not in input_spec.extra:
+            vocab = next((m.num_embeddings for m in module.modules() if isinstance(m, nn.Embedding)), None)
+            if vocab is None:
+                raise UserError(f"{label}: --seq feeds token ids, but the model has no nn.Embedding to read the "
+                                "vocabulary from; give --input with the shape it takes")
+            input_spec = replace(input_spec, extra={**input_spec.extra, "vocab": vocab})
+        return input_spec, None
+    if fixed is None:
+        raise UserError(f"{label}: say what to feed it: --input SHAPE (batch is prepended) or --seq T (token ids), "
+                        "or return (module, example_inputs) from the factory")
+    from archbench.models.subject import normalise_inputs
+
+    return None, normalise_inputs(fixed, label)
+
+
+def _fixed_batch(fixed, default: int) -> int:
+    from archbench.models.subject import _tensors
+
+    tensors = _tensors(fixed)
+    return int(tensors[0].shape[0]) if tensors and tensors[0].dim() else default

@@ -1,160 +1,281 @@
-"""Hugging Face models built from their configurations as bare backbones (``AutoModel.from_config``).
+"""Hugging Face models built from configurations (``AutoModel.from_config``); nothing is downloaded.
 
-Nothing is downloaded: each entry writes out its configuration. Any configuration
-attribute can be overridden as an option (``bert-base:num_hidden_layers=2``), plus
-``attn_implementation=auto|sdpa|eager`` (auto: what transformers picks, SDPA where supported).
+Two ways in, one builder:
+
+- ``hf:MODEL_TYPE`` for any architecture transformers' ``AutoConfig.for_model`` knows (llama,
+  mistral, mixtral, mamba, t5, whisper, vit, clip, ...), or ``hf:path/to/config.json`` (or a
+  folder holding one);
+- the named registry entries (``bert-base``, ``gpt2``, ``gpt3-175b``...), which write out their
+  configurations.
+
+Options are configuration attributes, typed like the configuration's own value
+(``hf:llama:num_hidden_layers=2``); one the configuration does not have is an error, and so is
+changing ``model_type``. ``attn_implementation=auto|sdpa|eager`` picks the attention code.
+The model is the bare backbone, as ``AutoModel.from_config`` builds it, or with ``_head``
+(``--head``) the model with its task head: the LM head of a decoder or encoder–decoder, the
+classifier of an encoder. Inputs are derived from the model's main input name.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
 from typing import Any, Callable
 
 from archbench.errors import UserError
-from archbench.models.registry import InputSpec, ModelEntry, add_entry
+from archbench.models.registry import ModelEntry, add_entry, literal
+from archbench.models.subject import InputSpec
+from archbench.spec import parse_shape
+
+POSITION_KEYS = ("max_position_embeddings", "n_positions")
+DEFAULT_SEQ = 512
+ATTENTION_CHOICES = ("auto", "sdpa", "eager")
 
 
-def _bert(**kw):
-    from transformers import BertConfig
+def _named(config_class: str, **base) -> Callable[[], Any]:
+    def factory():
+        import transformers
 
-    return BertConfig(**kw)
+        return getattr(transformers, config_class)(**base)
 
-
-def _gpt(**kw):
-    from transformers import OpenAIGPTConfig
-
-    return OpenAIGPTConfig(**kw)
+    return factory
 
 
-def _gpt2(**kw):
-    from transformers import GPT2Config
-
-    return GPT2Config(**kw)
-
-
-def _vit(**kw):
-    from transformers import ViTConfig
-
-    return ViTConfig(**kw)
-
-
-def _t5(**kw):
-    from transformers import T5Config
-
-    return T5Config(**kw)
-
-
-# name: (family, config factory, base keyword arguments, position attribute, description)
-_MODELS: dict[str, tuple[str, Callable, dict, str | None, str]] = {
-    "bert-base": ("transformer", _bert, {}, "max_position_embeddings", "BERT-base: 12 layers, d 768, 12 heads"),
-    "bert-large": (
-        "transformer",
-        _bert,
-        dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-        "max_position_embeddings",
-        "BERT-large: 24 layers, d 1024, 16 heads",
-    ),
-    "gpt": ("transformer", _gpt, {}, "n_positions", "OpenAI GPT: 12 layers, d 768, ff 3072"),
-    "gpt2": ("transformer", _gpt2, {}, "n_positions", "GPT-2 small: 12 layers, d 768"),
-    "gpt2-medium": ("transformer", _gpt2, dict(n_layer=24, n_embd=1024, n_head=16), "n_positions", "GPT-2 medium: 24 layers, d 1024"),
-    "gpt2-large": ("transformer", _gpt2, dict(n_layer=36, n_embd=1280, n_head=20), "n_positions", "GPT-2 large: 36 layers, d 1280"),
-    "gpt2-xl": ("transformer", _gpt2, dict(n_layer=48, n_embd=1600, n_head=25), "n_positions", "GPT-2 XL: 48 layers, d 1600"),
-    "gpt3-175b": (
-        "transformer",
-        _gpt2,
-        dict(n_layer=96, n_embd=12288, n_head=96, n_positions=2048),
-        "n_positions",
-        "GPT-3 175B shape (dense attention): 96 layers, d 12288, 96 heads, 2048 positions",
-    ),
-    "vit-base": ("vit", _vit, {}, None, "ViT-Base/16 (Hugging Face ViTModel with pooler)"),
-    "t5-small": (
-        "transformer",
-        _t5,
-        dict(d_model=512, d_ff=2048, d_kv=64, num_layers=6, num_decoder_layers=6, num_heads=8, vocab_size=32128),
-        None,
-        "T5-small encoder-decoder: 6+6 layers, d 512",
-    ),
+# name: (config factory, description); all are "transformer" family but vit-base
+_NAMED: dict[str, tuple[Callable[[], Any], str]] = {
+    "bert-base": (_named("BertConfig"), "BERT-base: 12 layers, d 768, 12 heads"),
+    "bert-large": (_named("BertConfig", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                          intermediate_size=4096), "BERT-large: 24 layers, d 1024, 16 heads"),
+    "gpt": (_named("OpenAIGPTConfig"), "OpenAI GPT: 12 layers, d 768, ff 3072"),
+    "gpt2": (_named("GPT2Config"), "GPT-2 small: 12 layers, d 768"),
+    "gpt2-medium": (_named("GPT2Config", n_layer=24, n_embd=1024, n_head=16), "GPT-2 medium: 24 layers, d 1024"),
+    "gpt2-large": (_named("GPT2Config", n_layer=36, n_embd=1280, n_head=20), "GPT-2 large: 36 layers, d 1280"),
+    "gpt2-xl": (_named("GPT2Config", n_layer=48, n_embd=1600, n_head=25), "GPT-2 XL: 48 layers, d 1600"),
+    "gpt3-175b": (_named("GPT2Config", n_layer=96, n_embd=12288, n_head=96, n_positions=2048),
+                  "GPT-3 175B shape (dense attention): 96 layers, d 12288, 96 heads, 2048 positions"),
+    "vit-base": (_named("ViTConfig"), "ViT-Base/16 (Hugging Face ViTModel with pooler)"),
+    "t5-small": (_named("T5Config", d_model=512, d_ff=2048, d_kv=64, num_layers=6, num_decoder_layers=6, num_heads=8,
+                        vocab_size=32128), "T5-small encoder-decoder: 6+6 layers, d 512"),
 }
 
 
-def make_config(name: str, overrides: dict[str, Any]):
-    """The configuration of entry ``name`` with user overrides applied (typed like the defaults)."""
-    _, factory, base, _, _ = _MODELS[name]
-    config = factory(**base)
+def model_types() -> list[str]:
+    """Every ``model_type`` this transformers knows (cheap: no model code is imported)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return sorted(CONFIG_MAPPING_NAMES)
+
+
+def entry_for(name: str) -> ModelEntry:
+    """The entry of ``hf:NAME``: a model type, or a config.json (or a folder holding one)."""
+    path = Path(name)
+    if name.endswith(".json") or path.is_dir() or "/" in name:
+        factory = functools.partial(_config_from_file, path)
+        description = f"Hugging Face model from {name}"
+    else:
+        types = model_types()
+        if name not in types:
+            from archbench.spec import suggest
+
+            raise UserError(f"unknown Hugging Face model type {name!r}{suggest(name, types)} (see `archbench list hf:`)")
+        factory = functools.partial(_config_for_model, name)
+        description = f"transformers model_type {name}, AutoModel.from_config"
+    return _entry(f"hf:{name}", factory, description, family_of(factory()), cap_seq=True)
+
+
+def make_config(factory: Callable[[], Any], label: str, overrides: dict[str, Any]):
+    """The configuration from ``factory`` with ``overrides`` applied, each typed like the default's value."""
+    default = factory()
+    typed = {}
     for key, value in overrides.items():
-        if key == "attn_implementation":
+        if key in ("attn_implementation", "_head"):
             continue
-        if not hasattr(config, key):
-            raise UserError(f"unknown option {key!r} for {name}: not an attribute of {type(config).__name__}")
-        setattr(config, key, _typed_like(name, key, value, getattr(config, key)))
-    return config
-
-
-def _typed_like(name: str, key: str, value: Any, current: Any) -> Any:
-    if not isinstance(value, str) or current is None or isinstance(current, str):
-        return value
-    kind = type(current)
+        if key == "model_type":
+            raise UserError(f"option model_type of {label}: the model type cannot be changed (it is "
+                            f"{default.model_type!r}); name another model, e.g. hf:{value}")
+        if not hasattr(default, key):
+            raise UserError(f"unknown option {key!r} for {label}: not an attribute of {type(default).__name__}")
+        typed[key] = _typed_like(label, key, value, getattr(default, key))
+    if not typed:
+        return default
     try:
-        if kind is bool:
-            if value.lower() not in ("true", "false"):
-                raise ValueError
-            return value.lower() == "true"
-        converted = kind(value)
-    except ValueError:
-        raise UserError(f"option {key}={value!r} of {name}: expected {kind.__name__}") from None
-    if isinstance(converted, (int, float)) and converted <= 0 and key != "layer_norm_eps":
-        raise UserError(f"option {key}={value!r} of {name}: must be positive")
-    return converted
+        return type(default)(**{**default.to_diff_dict(), **typed})
+    except Exception as exc:  # the configuration's own validation
+        raise UserError(f"{label}: invalid configuration: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+                        ) from None
 
 
-def _builder(name: str):
-    def build(**overrides):
-        import torch  # noqa: F401  (transformers needs torch imported first)
-        from transformers import AutoModel
-
-        attn = overrides.get("attn_implementation", "auto")
-        if attn not in ("auto", "sdpa", "eager"):
-            raise UserError(f"option attn_implementation={attn!r} of {name}: expected auto, sdpa or eager")
-        config = make_config(name, overrides)
-        chosen = {} if attn == "auto" else {"attn_implementation": attn}
+def _typed_like(label: str, key: str, value: Any, current: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    where = f"option {key}={value!r} of {label}"
+    if isinstance(current, bool):
+        if value.lower() not in ("true", "false"):
+            raise UserError(f"{where}: expected true or false")
+        return value.lower() == "true"
+    if isinstance(current, (int, float)):
         try:
-            return AutoModel.from_config(config, **chosen)
-        except ValueError as exc:  # inconsistent configuration, e.g. hidden size not divisible by heads
-            raise UserError(f"{name}: {str(exc).splitlines()[0]}") from None
+            converted = type(current)(value)
+        except ValueError:
+            raise UserError(f"{where}: expected {type(current).__name__}") from None
+        if converted != converted or converted in (float("inf"), float("-inf")) or converted < 0:
+            raise UserError(f"{where}: expected a finite, non-negative number")
+        return converted
+    if isinstance(current, (list, tuple)) and current and all(isinstance(v, int) for v in current):
+        return list(parse_shape(value, what=where))
+    if current is None:  # no default to type it by: a number, a boolean or a string
+        return literal(value)
+    if isinstance(current, str):
+        return value
+    raise UserError(f"{where}: {key} holds a {type(current).__name__}, which cannot be set from the command line")
 
-    return build
+
+def _config_for_model(model_type: str):
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(model_type)
 
 
-def _input(name: str):
-    _, _, _, position_key, _ = _MODELS[name]
+def _config_from_file(path: Path):
+    from transformers import AutoConfig
+
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        raise UserError(f"{file}: no such configuration file")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
+        raise UserError(f"{file}: a Hugging Face config.json needs a \"model_type\" string")
+    model_type = data.pop("model_type")
+    if model_type not in model_types():
+        raise UserError(f"{file}: unknown model_type {model_type!r} for this transformers version")
+    try:
+        return AutoConfig.for_model(model_type, **data)
+    except Exception as exc:
+        raise UserError(f"{file}: invalid configuration: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _entry(label: str, factory: Callable[[], Any], description: str, family: str, cap_seq: bool = False) -> ModelEntry:
+    def build(**overrides):
+        return build_from_config(make_config(factory, label, overrides), label, overrides)
 
     def default_input(options: dict) -> InputSpec:
-        config = make_config(name, options)
-        if name == "vit-base":
-            size = config.image_size
-            return InputSpec("image", (config.num_channels, size, size), {"arg_name": "pixel_values"})
-        positions = getattr(config, position_key) if position_key else None
-        extra = {
-            "arg_name": "input_ids",
-            "vocab": config.vocab_size,
-            "max_positions": positions,
-            "position_option": position_key,
-            "encoder_decoder": bool(getattr(config, "is_encoder_decoder", False)),
-        }
-        return InputSpec("tokens", (positions or 512,), extra)
+        return input_for(make_config(factory, label, options), cap_seq)
 
-    return default_input
+    return ModelEntry(name=label, family=family, source="huggingface", builder=build, default_input=default_input,
+                      description=description, options={"attn_implementation": (str, "auto")},
+                      accepts_any_option=True)
 
 
-for _name, (_family, _factory, _base, _pos, _doc) in _MODELS.items():
-    add_entry(
-        ModelEntry(
-            name=_name,
-            family=_family,
-            source="huggingface",
-            builder=_builder(_name),
-            default_input=_input(_name),
-            description=_doc,
-            options={"attn_implementation": (str, "auto")},
-            accepts_any_option=True,
-        )
-    )
+def family_of(config) -> str:
+    """``ssm`` for state-space models, ``vit`` for image transformers, ``transformer`` otherwise."""
+    if "mamba" in config.model_type or "rwkv" in config.model_type:
+        return "ssm"
+    return "vit" if main_input_name(config) == "pixel_values" else "transformer"
+
+
+def build_from_config(config, label: str, overrides: dict):
+    """``AutoModel.from_config`` (with ``_head``: the task-head model), with the chosen attention implementation."""
+    import torch  # noqa: F401  (transformers needs torch imported first)
+
+    attn = overrides.get("attn_implementation", "auto")
+    if attn not in ATTENTION_CHOICES:
+        raise UserError(f"option attn_implementation={attn!r} of {label}: expected {', '.join(ATTENTION_CHOICES)}")
+    auto = head_class(config, label) if overrides.get("_head") else _auto("AutoModel")
+    chosen = {} if attn == "auto" else {"attn_implementation": attn}
+    try:
+        return auto.from_config(config, **chosen)
+    except UserError:
+        raise
+    except Exception as exc:  # an inconsistent configuration, e.g. hidden size not divisible by heads
+        raise UserError(f"{label}: could not be built: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+                        ) from None
+
+
+def _auto(name: str):
+    import transformers
+
+    return getattr(transformers, name)
+
+
+def head_class(config, label: str):
+    """The Auto class of the model with its task head: LM head for decoders and encoder–decoders, classifier for encoders."""
+    from transformers.models.auto import modeling_auto as auto
+
+    kind = type(config)
+    if getattr(config, "is_encoder_decoder", False):
+        order = ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING", "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING")
+    elif kind in auto.MODEL_FOR_MASKED_LM_MAPPING:  # an encoder: its classifier
+        order = ("MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING", "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING")
+    else:
+        order = ("MODEL_FOR_CAUSAL_LM_MAPPING", "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING",
+                 "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING", "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING")
+    names = {"MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING": "AutoModelForSeq2SeqLM",
+             "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING": "AutoModelForSpeechSeq2Seq",
+             "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING": "AutoModelForSequenceClassification",
+             "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING": "AutoModelForImageClassification",
+             "MODEL_FOR_CAUSAL_LM_MAPPING": "AutoModelForCausalLM",
+             "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING": "AutoModelForAudioClassification"}
+    for mapping in order:
+        if kind in getattr(auto, mapping):
+            return _auto(names[mapping])
+    raise UserError(f"{label}: transformers has no task head for model type {config.model_type!r}")
+
+
+def main_input_name(config) -> str:
+    """The model's main input (``input_ids``, ``pixel_values``, ``input_features``...), read from its class."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        model_class = MODEL_MAPPING[type(config)]
+    except KeyError:
+        return "input_ids"
+    return getattr(model_class, "main_input_name", "input_ids")
+
+
+def input_for(config, cap_seq: bool = False) -> InputSpec:
+    """The default input of a model built from ``config``: its main input plus what its forward also needs.
+
+    Token models take their position limit as the default length (``cap_seq``: at most 512).
+    """
+    name = main_input_name(config)
+    if name == "pixel_values":
+        vision = getattr(config, "vision_config", None) or config
+        size = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
+        return InputSpec("image", (vision.num_channels, size, size), {"arg_name": name})
+    if name == "input_features":  # speech: mel frames; whisper's encoder takes exactly 2 x max_source_positions
+        frames = 2 * getattr(config, "max_source_positions", 1500)
+        extra = {"arg_name": name, **_decoder_inputs(config)}
+        return InputSpec("vector", (config.num_mel_bins, frames), extra)
+    if name == "input_values":  # raw audio samples
+        return InputSpec("vector", (16000,), {"arg_name": name})
+    if name != "input_ids":
+        raise UserError(f"{config.model_type}: archbench cannot derive its input {name!r}; build it in a file "
+                        "and return (module, example_inputs) from a factory")
+    text = getattr(config, "text_config", None) or config
+    key = next((k for k in POSITION_KEYS if isinstance(getattr(text, k, None), int)), None)
+    positions = getattr(text, key) if key else None
+    extra: dict[str, Any] = {"arg_name": name, "vocab": text.vocab_size, "max_positions": positions,
+                             "position_option": key if text is config else None}
+    if getattr(config, "is_encoder_decoder", False):
+        extra["extra_inputs"] = {"decoder_input_ids": "same"}
+    vision = getattr(config, "vision_config", None)
+    if vision is not None and getattr(vision, "image_size", None):  # e.g. CLIP: text and image
+        extra["extra_inputs"] = {"pixel_values": ("image", (vision.num_channels, vision.image_size, vision.image_size))}
+    seq = positions or DEFAULT_SEQ
+    return InputSpec("tokens", (min(seq, DEFAULT_SEQ) if cap_seq else seq,), extra)
+
+
+def _decoder_inputs(config) -> dict:
+    if not getattr(config, "is_encoder_decoder", False):
+        return {}
+    return {"extra_inputs": {"decoder_input_ids": ("tokens", 1, config.vocab_size)}}
+
+
+for _name, (_factory, _doc) in _NAMED.items():
+    add_entry(_entry(_name, _factory, _doc, "vit" if _name == "vit-base" else "transformer"))

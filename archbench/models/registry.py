@@ -15,38 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from archbench.errors import UserError
-from archbench.spec import ModelSpec, format_shape, parse_model_spec, parse_shape, suggest
+from archbench.models.subject import InputSpec
+from archbench.spec import ModelSpec, parse_model_spec, parse_shape, suggest
 
 Shape = typing.NewType("Shape", tuple)
 """Option type for a list of positive integers written ``AxBxC``."""
-
-InputKind = Literal["image", "tokens", "sequence", "vector"]
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What one example looks like, without the batch dimension.
-
-    ``image``: (C, H, W) floats; ``tokens``: (T,) integer ids; ``sequence``: (T, d)
-    embeddings; ``vector``: (n,) floats. ``extra`` carries kind-specific facts
-    (``vocab`` for tokens, ``max_positions``, ``encoder_decoder``).
-    """
-
-    kind: str
-    shape: tuple[int, ...]
-    extra: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def seq(self) -> int | None:
-        return self.shape[0] if self.kind in ("tokens", "sequence") else None
-
-    def describe(self) -> str:
-        if self.kind == "tokens":
-            return f"tokens T={self.shape[0]}"
-        if self.kind == "sequence":
-            return f"sequence T={self.shape[0]} d={self.shape[1]}"
-        return f"{self.kind} {format_shape(self.shape)}"
-
 
 @dataclass
 class ModelEntry:
@@ -56,7 +29,7 @@ class ModelEntry:
     family: str
     source: str
     builder: Callable[..., Any]
-    default_input: Callable[[dict], InputSpec]
+    default_input: Callable[[dict], InputSpec | None]  # None: the caller says (--input/--seq) or the builder does
     description: str = ""
     options: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # name -> (type, default)
     accepts_any_option: bool = False  # e.g. Hugging Face config overrides, checked by the builder
@@ -69,7 +42,7 @@ class ModelEntry:
                 if self.accepts_any_option:
                     values[key] = text
                     continue
-                known = ", ".join(self.options) or "none"
+                known = ", ".join(o for o in self.options if not o.startswith("_")) or "none"
                 raise UserError(f"unknown option {key!r} for {self.name} (options: {known})")
             values[key] = _convert(self.name, key, text, self.options[key][0])
         return values
@@ -140,15 +113,35 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def resolve(spec: str | ModelSpec) -> tuple[ModelEntry, dict[str, Any]]:
-    """Parse and validate a model spec: its entry and typed options."""
+    """Parse and validate a model argument of any source: its entry and typed options."""
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
-    entry = get_entry(spec.name)
+    if spec.source == "hf":
+        from archbench.models.huggingface import entry_for
+    elif spec.source == "timm":
+        from archbench.models.timm_models import entry_for
+    elif spec.source == "python":
+        from archbench.models.python_source import entry_for
+    else:
+        entry_for = get_entry
+    entry = entry_for(spec.name)
     return entry, entry.resolve_options(spec.options)
+
+
+def literal(text: str) -> Any:
+    """An untyped option value: an integer, a number, a boolean or else the string itself."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def _convert(model: str, key: str, text: str, kind: Any) -> Any:
     where = f"option {key}={text!r} of {model}"
+    if kind is Any:
+        return literal(text)
     if kind is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -163,9 +156,12 @@ def _convert(model: str, key: str, text: str, kind: Any) -> Any:
             raise UserError(f"{where}: expected an integer") from None
     if kind is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise UserError(f"{where}: expected a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UserError(f"{where}: expected a finite number")
+        return value
     if kind is Shape:
         return parse_shape(text, what=where)
     if typing.get_origin(kind) is Literal:

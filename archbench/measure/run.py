@@ -1,0 +1,226 @@
+"""The one way to measure a model for a group of metrics: every caller goes through :func:`measure`.
+
+The commands, suites, ``scaling``, the claims and the Python API all hand a
+:class:`~archbench.models.subject.Recipe` (what to build) and :class:`Settings` (how to
+measure) to :func:`measure`, which builds the subject on the device each group needs:
+
+- ``params``: on the meta device (nothing allocated);
+- ``flops``: on the counting device (:func:`counting_device`: meta, or the CPU for recurrent
+  models, whose meta kernels break into one op per time step);
+- ``latency``: on the real device, after checking that weights, inputs and the largest
+  intermediate tensor fit; MACs from an earlier ``flops`` group of the same point, else
+  counted, give the achieved FLOP/s and its fraction of the measured matmul peak;
+- ``memory``: in a fresh process built from the recipe.
+
+A group that fails is one record with its error, filed under the group's primary metric
+(:data:`GROUPS`), and the other groups go on. "Add X to latency" belongs in
+:mod:`archbench.measure.latency`; "add a model source" in :mod:`archbench.models`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from archbench.errors import UserError, describe_error
+from archbench.metrics import unit_of
+from archbench.models.subject import Recipe, Subject
+from archbench.results.record import Record
+
+GROUPS = {"params": "params", "flops": "macs", "latency": "latency_s", "memory": "peak_memory_bytes"}
+"""Metric group -> the primary metric its failure is filed under."""
+ATTENTION_COUNTS = ("full", "causal")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every group is measured (each caller sets what it exposes; the rest keep these defaults)."""
+
+    device: str = "cpu"  # where latency and memory run
+    dtype: str = "float32"
+    threads: int | None = None  # latency: torch threads (None: torch's current count)
+    min_time: float = 1.0  # latency: seconds of timed calls
+    compile: bool = False  # latency: torch.compile first
+    peak: bool = True  # latency: attach the fraction of the measured matmul peak
+    timeout_s: float | None = None  # memory: seconds for the fresh process
+    engine: str = "auto"  # flops: auto, fvcore or dispatch
+    counting_device: str = "auto"  # flops: auto, cpu, meta or cuda
+    backward: bool = False  # flops: forward + backward of one training step
+    attention_count: str = "full"  # flops: full L×S scores, or only the pairs a causal/window mask keeps
+    by: str | None = None  # flops: also per "module" or per "operator"
+    depth: int | None = None  # params and flops --by module: module rows down to this depth
+
+
+def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings: Settings = Settings(),
+            earlier: list[Record] | None = None, failures: str = "row") -> list[Record]:
+    """Records of every group in ``groups`` for the model ``recipe``; ``earlier`` records of the same point
+    (a ``flops`` group measured before) are reused. ``failures="raise"`` lets a group's exception propagate
+    instead of becoming a row (a command measuring one figure has nothing else to show)."""
+    recipe = Recipe(recipe) if isinstance(recipe, str) else recipe
+    records: list[Record] = list(earlier or [])
+    start = len(records)
+    for group in groups:
+        records += measure_group(group, recipe, settings, records, failures)
+    return records[start:]
+
+
+def measure_group(group: str, recipe: Recipe, settings: Settings, earlier: list[Record],
+                  failures: str = "row") -> list[Record]:
+    """The records of one group; a failure is one record with its error under the group's primary metric."""
+    if group not in GROUPS:
+        raise UserError(f"unknown metric {group!r}; expected one of {', '.join(GROUPS)}")
+    try:
+        return _MEASURERS[group](recipe, settings, earlier)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # an op that breaks, out of memory, a model too big: a row, and the rest go on
+        if failures == "raise":
+            raise
+        return [failure_record(recipe, group, exc)]
+
+
+def failure_record(recipe: Recipe, group: str, exc: BaseException | str) -> Record:
+    """The record of a group that could not be measured: value None, the error in one line."""
+    metric = GROUPS[group]
+    error = exc if isinstance(exc, str) else describe_error(exc)
+    return Record(recipe.spec, metric, None, unit_of(metric), recipe.known_point(), error=error)
+
+
+def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
+    """Check before measuring anything that the model builds and the request makes sense (UserError otherwise).
+
+    Returns the subject built on the meta device. Timing or measuring memory on meta, or
+    inputs and intermediate tensors that could never fit on the device, are refused here.
+    """
+    from archbench.models.build import build_model, check_device
+
+    check_device(settings.device)
+    if settings.device == "meta" and set(groups) & {"latency", "memory"}:
+        raise UserError("latency and memory need a real device (cpu or cuda); the meta device computes nothing")
+    if settings.attention_count not in ATTENTION_COUNTS:
+        raise UserError(f"unknown attention count {settings.attention_count!r}; expected full or causal")
+    meta = build_model(recipe.spec, device="meta", **_build_options(recipe))
+    if set(groups) & {"latency", "memory"}:
+        check_inputs_fit(meta, settings.device)
+    return meta
+
+
+def check_inputs_fit(meta: Subject, device: str) -> None:
+    """UserError when the inputs plus the largest intermediate tensor of one forward cannot fit on ``device``."""
+    from archbench.measure.memory import available_memory_bytes, largest_activation_bytes
+    from archbench.models.subject import input_bytes
+
+    available = available_memory_bytes(device)
+    if available is None:
+        return
+    inputs = input_bytes(meta)
+    if inputs > available:
+        raise UserError(f"{meta.label}: its inputs alone need {inputs:,} bytes but only {available:,} bytes are "
+                        f"available on {device}; refused before allocating")
+    largest = largest_activation_bytes(meta)
+    if largest and inputs + largest > available:
+        raise UserError(f"{meta.label}: one forward makes a {largest:,}-byte tensor (plus {inputs:,} bytes of "
+                        f"inputs) but only {available:,} bytes are available on {device}; refused before allocating "
+                        "(count it with `archbench flops`, which runs on the meta device)")
+
+
+def counting_device(meta: Subject, settings: Settings) -> str:
+    """Where MACs are counted: meta (fast, any size), except for recurrent models and the fvcore engine (cpu)."""
+    from torch import nn
+
+    if settings.counting_device != "auto":
+        return settings.counting_device
+    if settings.engine == "fvcore" or any(isinstance(m, nn.RNNBase) for m in meta.module.modules()):
+        return "cpu"
+    return "meta"
+
+
+def _build_options(recipe: Recipe) -> dict:
+    return dict(batch=recipe.batch, seq=recipe.seq, input_shape=recipe.input_shape, dtype=recipe.dtype,
+                train=recipe.train, phase=recipe.phase, head=recipe.head)
+
+
+def _build(recipe: Recipe, device: str) -> Subject:
+    from archbench.models.build import build_model
+
+    return build_model(recipe.spec, device=device, **_build_options(recipe))
+
+
+def _params(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+    from archbench.measure.params import param_records
+
+    return param_records(_build(recipe, "meta"), settings.depth)
+
+
+def _flops(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+    from archbench.measure.flops import flop_records
+
+    if settings.backward and not recipe.train:
+        recipe = recipe.with_(train=True)
+    subject = _counting_subject(recipe, settings)
+    return flop_records(subject, backward=settings.backward, by=settings.by, depth=settings.depth,
+                        engine=settings.engine, attention_count=settings.attention_count)
+
+
+def _counting_subject(recipe: Recipe, settings: Settings) -> Subject:
+    meta = _build(recipe, "meta")
+    device = counting_device(meta, settings)
+    return meta if device == "meta" else _build(recipe, device)
+
+
+def count_macs(recipe: Recipe, settings: Settings) -> tuple[int | None, list[str]]:
+    """The MACs of one forward at the recipe's point and what a reader must know about them.
+
+    When counting fails the MACs are None and the warning says why, so the achieved FLOP/s
+    rows are missing visibly; ops without a formula make achieved FLOP/s a lower bound.
+    """
+    from archbench.measure.flops import count_flops
+
+    try:
+        count = count_flops(_counting_subject(recipe, replace(settings, backward=False)),
+                            attention_count=settings.attention_count)
+    except Exception as exc:  # an op the counter cannot trace: the latency still stands
+        return None, [f"MACs not counted ({describe_error(exc)}): no achieved FLOP/s"]
+    if count.significant_uncounted:
+        ops = ", ".join(sorted(count.significant_uncounted))
+        return count.macs, [f"achieved FLOP/s is a lower bound: no MAC formula for {ops}"]
+    return count.macs, []
+
+
+def _latency(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+    from archbench.measure.latency import measure_latency
+
+    macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None
+                 and not {"module", "operator"} & set(r.point)), None)
+    mac_warnings: list[str] = []
+    if macs is None:
+        macs, mac_warnings = count_macs(recipe, settings)
+    peak, peak_warnings = _peak(settings) if settings.peak and macs is not None else (None, [])
+    subject = _build(recipe, settings.device)
+    records = measure_latency(subject, threads=settings.threads, min_time=settings.min_time,
+                              compile=settings.compile, macs=macs, peak_flops=peak)
+    by_metric = {r.metric: r for r in records}
+    by_metric.get("achieved_flops_s", by_metric["latency_s"]).warnings.extend(mac_warnings + peak_warnings)
+    return records
+
+
+def _peak(settings: Settings) -> tuple[float | None, list[str]]:
+    import torch
+
+    from archbench.measure.peak import measure_peak_flops
+
+    try:
+        return measure_peak_flops(settings.device, settings.dtype, settings.threads or torch.get_num_threads()), []
+    except Exception as exc:  # the figure goes without its peak fraction, and says why
+        return None, [f"no peak_fraction: the matmul peak could not be measured ({describe_error(exc)})"]
+
+
+def _memory(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+    from archbench.measure.memory import measure_memory
+
+    return measure_memory(recipe, device=settings.device, timeout_s=settings.timeout_s)
+
+
+_MEASURERS: dict[str, Callable[[Recipe, Settings, list], list[Record]]] = {
+    "params": _params, "flops": _flops, "latency": _latency, "memory": _memory,
+}
