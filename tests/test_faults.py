@@ -260,7 +260,7 @@ def test_sigint_in_a_sweep_keeps_the_previous_output(cli, tmp_path):
     process = archbench("scaling", "-m", "mlp", "--sweep", "batch", "--range", "1..400:1", "--metric", "flops",
                         "--out", str(out), "--format", "json")
     journal = tmp_path / "sweep.json.partial.jsonl"
-    wait_for_records(journal, 6, process)
+    wait_for_records(journal, 9, process)  # 3 points of macs, flops, other_flops
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
