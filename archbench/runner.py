@@ -2,7 +2,8 @@
 
 Each metric of a case is measured on its own: a failure (unknown op, out of memory, a shape
 the model refuses) becomes one record with its ``error`` under the metric's main name, and
-the run goes on. Every record carries its case id. The writer journals each record as it
+the run goes on. Every record carries its case id and the id of the machine it was measured on
+(its ``env``, kept in the document's ``envs``). The writer journals each record as it
 comes, so Ctrl-C (which propagates) leaves every finished record on disk; the document
 itself is written, with ``meta.complete`` true, only when the last case is done.
 """
@@ -12,19 +13,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from archbench.results.record import Record, RunDocument, RunWriter
-from archbench.suite import Case, Suite
+from archbench.suite import Case, Settings, Suite
 
 
 def new_run_document(suite: Suite, cases: tuple[Case, ...], shard: tuple[int, int] | None) -> RunDocument:
     """An empty run document for ``cases`` of ``suite``: environment plus what the suite and shard were."""
     import sys
 
-    from archbench.results.env import collect_env
-
-    defaults = suite.defaults
-    extra: dict[str, Any] = {"dtype": defaults.dtype}
-    if defaults.threads:
-        extra["threads"] = defaults.threads
     meta = {
         "command": "archbench " + " ".join(sys.argv[1:]),
         "suite": suite.name,
@@ -35,7 +30,17 @@ def new_run_document(suite: Suite, cases: tuple[Case, ...], shard: tuple[int, in
         "suite_case_ids": [case.id for case in suite.cases],
         "complete": False,
     }
-    return RunDocument(env=collect_env(defaults.device, **extra), meta=meta)
+    return RunDocument(env=machine_env(suite.defaults), meta=meta)
+
+
+def machine_env(defaults: Settings) -> dict[str, Any]:
+    """The environment of this machine as a suite with ``defaults`` runs on it (device, dtype, threads)."""
+    from archbench.results.env import collect_env
+
+    extra: dict[str, Any] = {"dtype": defaults.dtype}
+    if defaults.threads:
+        extra["threads"] = defaults.threads
+    return collect_env(defaults.device, **extra)
 
 
 def run_cases(cases: tuple[Case, ...], writer: RunWriter,
@@ -46,21 +51,23 @@ def run_cases(cases: tuple[Case, ...], writer: RunWriter,
     and the exception propagates.
     """
     with writer:
+        machine = writer.add_env(writer.document.env)
         for done, case in enumerate(cases):
             if progress:
                 progress(done, len(cases), case.id)
-            run_case(case, writer)
+            run_case(case, writer, machine)
     writer.document.meta["complete"] = True
     writer.finish()
     if progress:
         progress(len(cases), len(cases), "done")
 
 
-def run_case(case: Case, writer: RunWriter) -> None:
-    """Measure one case's metrics (or its sweep) through the one measurement path, each record tagged with the case id."""
+def run_case(case: Case, writer: RunWriter, env: str | None = None) -> None:
+    """Measure one case's metrics (or its sweep) through the one measurement path, each record tagged with the
+    case id and ``env``, the id of this machine among the document's ``envs``."""
     from archbench.measure.run import failure_record
 
-    tagged = _CaseWriter(writer, case.id)
+    tagged = _CaseWriter(writer, case.id, env)
     if case.sweep:
         _run_sweep(case, tagged)
         return
@@ -106,16 +113,18 @@ _MEASURERS = {metric: _case_measurer(metric) for metric in ("params", "flops", "
 
 
 class _CaseWriter:
-    """Forwards records to the run's writer with the case id set, remembering what it wrote."""
+    """Forwards records to the run's writer with the case and machine ids set, remembering what it wrote."""
 
-    def __init__(self, writer: RunWriter, case_id: str):
+    def __init__(self, writer: RunWriter, case_id: str, env: str | None):
         self.writer = writer
         self.case_id = case_id
+        self.env = env
         self.written: set[int] = set()
 
     def add(self, *records: Record) -> None:
         for record in records:
             record.case = self.case_id
+            record.env = self.env
             self.written.add(id(record))
         self.writer.add(*records)
 
@@ -142,11 +151,17 @@ def _run_sweep(case: Case, writer: _CaseWriter) -> None:
 def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, list[str]]:
     """Join shard runs of one suite into one document (records in the suite's case order) and its warnings.
 
+    The machines of every shard are kept in ``envs``, each record naming its own (a record of a
+    document written before records named one gets its document's ``env``).
+
     UserError when the runs are not of the same suite file (name and content digest), are
     not suite runs, or share a case. Warnings name cases of the suite that no shard ran
     and shards that did not finish.
     """
+    from dataclasses import replace
+
     from archbench.errors import UserError
+    from archbench.results.env import env_id
 
     if len(documents) < 2:
         raise UserError("merge needs at least two run files")
@@ -176,16 +191,23 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
     not_run = [case_id for case_id in order if case_id not in seen]
     if not_run:
         warnings.append(f"{len(not_run)} case(s) of the suite are in no shard: {', '.join(not_run)}")
-    records = sorted((r for _, doc in documents for r in doc.records), key=lambda r: order.get(r.case, len(order)))
+    envs: dict[str, dict] = {}
+    records: list[Record] = []
+    for _, document in documents:
+        envs.update(document.envs)
+        own = env_id(document.env)
+        if any(r.env is None for r in document.records):
+            envs[own] = document.env
+        records += [r if r.env else replace(r, env=own) for r in document.records]
+    records.sort(key=lambda r: order.get(r.case, len(order)))
     meta = {
         **first.meta,
         "shard": None,
         "merged_from": [path for path, _ in documents],
-        "shard_envs": [doc.env for _, doc in documents],
         "cases": cases,
         "complete": not not_run and all(doc.meta.get("complete") for _, doc in documents),
     }
-    return RunDocument(env=first.env, records=records, meta=meta), warnings
+    return RunDocument(env=first.env, records=records, meta=meta, envs=envs), warnings
 
 
 def _suite_identity(path: str, document: RunDocument) -> tuple[str, str]:

@@ -264,6 +264,12 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
         Record(built.spec, "other_flops", count.other_flops, unit_of("other_flops"), point,
                details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
     ]
+    if count.attention_macs:
+        from archbench.measure.architecture import attention_share
+
+        records.append(Record(built.spec, "attention_share", attention_share(count), unit_of("attention_share"), point,
+                              details={"attention_macs": count.attention_macs, "macs": count.macs,
+                                       "what": "MACs of attention's score and value products (QK^T, AV) / macs"}))
     if by == "module":
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):

@@ -71,7 +71,24 @@ def measure_memory(
     scores = score_matrix(meta)
     if scores:
         records.append(Record(meta.label, "score_matrix_bytes", scores["bytes"], "bytes", point, details=scores))
+    cache = kv_cache(meta) if meta.phase == "decode" else None
+    if cache is not None:
+        records.append(Record(meta.label, "kv_cache_bytes", cache, "bytes", point,
+                              details={"formula": "2 x layers x kv_heads x head_dim x T x element size x batch "
+                                                  "(a sliding-window layer holds min(T, W - 1) tokens)"}))
     return records
+
+
+def kv_cache(subject: Subject) -> int | None:
+    """Bytes of the keys and values the subject's decoder caches for its ``seq`` tokens (None: no KV cache)."""
+    from archbench.measure.architecture import kv_cache_bytes
+    from archbench.models.subject import dtype_bytes
+
+    model = getattr(subject.module, "model", subject.module)
+    config = getattr(model, "config", None)
+    if config is None or not subject.seq:
+        return None
+    return kv_cache_bytes(config, subject.seq, subject.batch, dtype_bytes(subject.dtype))
 
 
 def rebuildable(model, defaults: Recipe) -> Recipe:

@@ -38,6 +38,19 @@ def count_params(model, *, per_module: bool = False) -> ParamCounts:
     return ParamCounts(total, trainable, total - trainable, buffers, by_module)
 
 
+def _active_records(built: Subject, point: dict) -> list[Record]:
+    """``params_active`` for a mixture-of-experts model: the parameters one token touches (its top-k experts)."""
+    from archbench.measure.architecture import active_params, expert_layers
+
+    layers = expert_layers(built.module)
+    if not layers:
+        return []
+    routing = sorted({f"top-{k} of {getattr(e, 'num_experts', None) or len(e)} experts" for e, k in layers})
+    return [Record(built.spec, "params_active", active_params(built.module), "count", point,
+                   details={"moe_layers": len(layers), "routing": ", ".join(routing),
+                            "what": "params less, in each MoE layer, the experts a token is not routed to"})]
+
+
 def module_depth(name: str) -> int:
     """Depth of a submodule name: ``layer1`` is 1, ``layer1.0.conv1`` is 3."""
     return name.count(".") + 1 if name else 0
@@ -53,6 +66,7 @@ def param_records(built: Subject, depth: int | None = None) -> list[Record]:
         Record(built.spec, "params_frozen", counts.frozen, "count", point),
         Record(built.spec, "buffers", counts.buffers, "count", point, details={"what": "buffer elements"}),
     ]
+    records += _active_records(built, point)
     if depth:
         for name, sub in built.module.named_modules():
             if 0 < module_depth(name) <= depth:

@@ -33,17 +33,17 @@ DEFAULT_SEQ = 512
 ATTENTION_CHOICES = ("auto", "sdpa", "eager")
 
 
-def _named(config_class: str, **base) -> Callable[[], Any]:
-    def factory():
+def _named(config_class: str, **base) -> Callable[..., Any]:
+    def factory(**overrides):
         import transformers
 
-        return getattr(transformers, config_class)(**base)
+        return getattr(transformers, config_class)(**{**base, **overrides})
 
     return factory
 
 
 # name: (config factory, description); all are "transformer" family but vit-base
-_NAMED: dict[str, tuple[Callable[[], Any], str]] = {
+_NAMED: dict[str, tuple[Callable[..., Any], str]] = {
     "bert-base": (_named("BertConfig"), "BERT-base: 12 layers, d 768, 12 heads"),
     "bert-large": (_named("BertConfig", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                           intermediate_size=4096), "BERT-large: 24 layers, d 1024, 16 heads"),
@@ -84,8 +84,12 @@ def entry_for(name: str) -> ModelEntry:
     return _entry(f"hf:{name}", factory, description, family_of(factory()), cap_seq=True)
 
 
-def make_config(factory: Callable[[], Any], label: str, overrides: dict[str, Any]):
-    """The configuration from ``factory`` with ``overrides`` applied, each typed like the default's value."""
+def make_config(factory: Callable[..., Any], label: str, overrides: dict[str, Any]):
+    """The configuration ``factory(**overrides)``, each override checked and typed like the default's value.
+
+    The overrides go to the configuration's constructor, so what it derives from them follows
+    (Llama's ``head_dim`` is ``hidden_size // num_attention_heads`` unless given).
+    """
     default = factory()
     typed = {}
     for key, value in overrides.items():
@@ -100,7 +104,9 @@ def make_config(factory: Callable[[], Any], label: str, overrides: dict[str, Any
     if not typed:
         return default
     try:
-        return type(default)(**{**default.to_diff_dict(), **typed})
+        return factory(**typed)
+    except UserError:
+        raise
     except Exception as exc:  # the configuration's own validation
         raise UserError(f"{label}: invalid configuration: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
                         ) from None
@@ -131,13 +137,13 @@ def _typed_like(label: str, key: str, value: Any, current: Any) -> Any:
     raise UserError(f"{where}: {key} holds a {type(current).__name__}, which cannot be set from the command line")
 
 
-def _config_for_model(model_type: str):
+def _config_for_model(model_type: str, **overrides):
     from transformers import AutoConfig
 
-    return AutoConfig.for_model(model_type)
+    return AutoConfig.for_model(model_type, **overrides)
 
 
-def _config_from_file(path: Path):
+def _config_from_file(path: Path, **overrides):
     from transformers import AutoConfig
 
     file = path / "config.json" if path.is_dir() else path
@@ -155,12 +161,12 @@ def _config_from_file(path: Path):
     if model_type not in model_types():
         raise UserError(f"{file}: unknown model_type {model_type!r} for this transformers version")
     try:
-        return AutoConfig.for_model(model_type, **data)
+        return AutoConfig.for_model(model_type, **{**data, **overrides})
     except Exception as exc:
         raise UserError(f"{file}: invalid configuration: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
-def _entry(label: str, factory: Callable[[], Any], description: str, family: str, cap_seq: bool = False) -> ModelEntry:
+def _entry(label: str, factory: Callable[..., Any], description: str, family: str, cap_seq: bool = False) -> ModelEntry:
     def build(**overrides):
         return build_from_config(make_config(factory, label, overrides), label, overrides)
 

@@ -116,7 +116,7 @@ class Subject:
     options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     phase: str = "prefill"
-    cache_inputs: dict | None = None  # decode: the filled cache and positions, passed as keyword inputs
+    step_input: InputSpec | None = None  # decode: one new token per sequence (the cache lives in the module)
 
     @property
     def spec(self) -> str:
@@ -143,12 +143,8 @@ class Subject:
         """The inputs (positional args, keyword args) on ``device`` (default: the subject's)."""
         device = device or self.device
         if self.fixed_inputs is not None:
-            args, kwargs = _on_device(self.fixed_inputs, device)
-        else:
-            args, kwargs = make_inputs(self.input, self.batch, device, self.dtype)
-        if self.cache_inputs:
-            kwargs = {**kwargs, **self.cache_inputs}
-        return args, kwargs
+            return _on_device(self.fixed_inputs, device)
+        return make_inputs(self.step_input or self.input, self.batch, device, self.dtype)
 
     @classmethod
     def from_module(cls, module, inputs=None, *, label: str | None = None, recipe: Recipe | None = None) -> "Subject":
