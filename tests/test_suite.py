@@ -207,6 +207,7 @@ def test_merge_refuses_other_suites_versions_and_overlaps(tmp_path):
 
 def test_a_failing_metric_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
     import archbench.runner as runner
+    from archbench.results.env import env_id
 
     suite = load_suite(write(tmp_path, "cases:\n  - {model: lenet5, metrics: [latency, params]}\n"
                                        "  - {model: mlp, metrics: [params]}\n"))
@@ -221,7 +222,7 @@ def test_a_failing_metric_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
     assert failed[0].to_dict() == {
         "model": "lenet5", "metric": "latency_s", "value": None, "unit": "s",
         "point": {"batch": 1, "input": "1x32x32"}, "error": "RuntimeError: out of memory",
-        "warnings": [], "details": {}, "case": "lenet5",
+        "warnings": [], "details": {}, "case": "lenet5", "env": env_id(document.env),
     }
     assert {(r.case, r.metric) for r in document.records if not r.error} >= {("lenet5", "params"), ("mlp", "params")}
     assert document.meta["complete"] is True

@@ -11,8 +11,10 @@ Figures are matched by :func:`figure_key` (case or model, claim, metric, input p
   record at the same point) also say so: a one-sided Mann–Whitney U test at ``alpha``.
   Beyond the threshold but not significant (or with no samples) is ``not significant``.
 - Measured memory (``peak_memory_bytes``) has no samples: beyond its threshold is ``regressed``.
-- Timings and measured memory from different machines (env :func:`fingerprint`) are not
-  compared at all: the summary says they are not comparable.
+- A timing or measured memory figure is compared only with one measured on an equivalent
+  machine: each record's own machine (its ``env`` among the document's ``envs``; else the
+  document's ``env``) must have the same :func:`fingerprint`. Any other is ``not comparable``,
+  with the machines' difference, and the summary names it. Counts compare whatever the machine.
 - A figure only in the current run is ``new``, only in the baseline ``missing``; an error that
   appears is ``newly failing``, one that disappears ``fixed``.
 - A value that cannot be a measurement (NaN, an infinity, a negative timing or memory figure,
@@ -38,8 +40,8 @@ from archbench.errors import UserError
 from archbench.metrics import METRICS, kind_of
 from archbench.results.record import Record, RunDocument
 
-STATUSES = ("invalid", "newly failing", "regressed", "changed", "missing", "not significant", "improved", "fixed",
-            "new", "still failing")
+STATUSES = ("invalid", "newly failing", "regressed", "changed", "missing", "not significant", "not comparable",
+            "improved", "fixed", "new", "still failing")
 """Every status a listed change can have, worst first."""
 FAILING = frozenset({"invalid", "newly failing", "regressed", "changed", "missing"})
 
@@ -155,12 +157,11 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
     thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
     old = _by_key(baseline.records)
     new = _by_key(current.records)
-    machine_difference = _machine_difference(baseline, current)
-    comparable = not machine_difference
+    other_machines: list[tuple] = []
     failed_in_current = {_site(r) for r in current.records if r.error}
     changes: list[Change] = []
     only_old: list[Record] = []
-    unchanged = not_comparable = skipped = 0
+    unchanged = skipped = 0
     for key, before in old.items():
         after = new.get(key)
         kind = metric_kind(before.metric)
@@ -188,8 +189,11 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
                 note = f"model {before.model} -> {after.model}" if before.model != after.model else ""
                 changes.append(_change("changed", after, before.value, after.value, note=note))
             continue
-        if not comparable:
-            not_comparable += 1
+        machines = (_machine(baseline, before), _machine(current, after))
+        if None in machines or machines[0] != machines[1]:
+            other_machines.append(machines)
+            changes.append(Change("not comparable", after.case, after.model, after.metric, dict(after.point),
+                                  before.value, after.value, after.unit, note=_machine_difference([machines])))
             continue
         change = _measured_change(kind, before, after, old, new, thresholds, alpha)
         if change is None:
@@ -202,7 +206,8 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
     changes += _one_sided([r for r in only_new if r.error is None], baseline.records, "new")
     changes += [_change("newly failing", r, None, None, note=r.error) for r in only_new if r.error]
     changes.sort(key=lambda c: (STATUSES.index(c.status), -c.size()))
-    return Comparison(changes, unchanged, comparable, not_comparable, skipped, machine_difference, thresholds, alpha)
+    return Comparison(changes, unchanged, not other_machines, len(other_machines), skipped,
+                      _machine_difference(other_machines), thresholds, alpha)
 
 
 def _one_sided(records: list[Record], other_run: list[Record], status: str) -> list[Change]:
@@ -244,22 +249,28 @@ def _site(record: Record) -> tuple:
     return key[:3] + key[4:]
 
 
-def _fingerprints(document: RunDocument) -> list[tuple]:
-    """The run's fingerprints: its own and, for a merge of shards, each shard's."""
+UNKNOWN_MACHINE = "machine unknown (a record naming no machine of its run, or an old merge of mixed shards)"
+
+
+def _machine(document: RunDocument, record: Record) -> tuple | None:
+    """The fingerprint of the machine ``record`` was measured on, or None when the document cannot say."""
     from archbench.results.env import fingerprint
 
-    envs = [document.env] + list(document.meta.get("shard_envs") or [])
-    return list(dict.fromkeys(fingerprint(env) for env in envs))
+    if record.env is None and not document.envs:  # an older document: a merge of shards lists their envs in meta
+        shards = {fingerprint(env) for env in [document.env, *(document.meta.get("shard_envs") or [])]}
+        if len(shards) > 1:
+            return None
+    env = document.env_of(record)
+    return None if env is None else fingerprint(env)
 
 
-def _machine_difference(baseline: RunDocument, current: RunDocument) -> list[str]:
-    """The fingerprint entries that differ (``cpu: A -> B``); empty when timings are comparable."""
+def _machine_difference(pairs: list[tuple]) -> list[str]:
+    """What differs between the machines of (baseline, current) fingerprint pairs: ``cpu: A vs B``, ..."""
     from archbench.results.env import FINGERPRINT_KEYS
 
-    prints = _fingerprints(baseline) + _fingerprints(current)
-    if len(set(prints)) == 1:
-        return []
-    differences = []
+    prints = list(dict.fromkeys(p for pair in pairs for p in pair))
+    differences = [UNKNOWN_MACHINE] if None in prints else []
+    prints = [p for p in prints if p is not None]
     for i, key in enumerate(FINGERPRINT_KEYS):
         values = list(dict.fromkeys(str(p[i]) for p in prints))
         if len(values) > 1:
@@ -377,8 +388,7 @@ def summary_line(comparison: Comparison) -> str:
     if comparison.skipped:
         parts.append(f"{comparison.skipped} timing/memory figures not compared (deterministic only)")
     elif not comparison.timings_comparable:
-        parts.append(f"timings not comparable ({'; '.join(comparison.machine_difference)}): "
-                     f"{comparison.not_comparable} figures not compared")
+        parts.append(f"timings not comparable ({'; '.join(comparison.machine_difference)})")
     return " · ".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""The environment fingerprint stored in every run document."""
+"""The environment stored in every run document, its fingerprint, and the short id records name it by."""
 
 from __future__ import annotations
 
@@ -61,6 +61,14 @@ FINGERPRINT_KEYS = ("cpu", "gpu", "device", "threads", "torch", "dtype")
 def fingerprint(env: dict[str, Any]) -> tuple:
     """What must match for two runs' timings to be comparable."""
     return tuple(env.get(k) for k in FINGERPRINT_KEYS)
+
+
+def env_id(env: dict[str, Any]) -> str:
+    """A short id of ``env``'s machine (a hash of its fingerprint): equal ids, comparable timings."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(fingerprint(env), default=str).encode()).hexdigest()[:12]
 
 
 def _cpu_count() -> int | None:

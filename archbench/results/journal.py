@@ -2,8 +2,9 @@
 
 The journal of ``run.json`` is ``run.json.partial.jsonl``. Each line is an object with one key:
 
-- ``{"run": {"schema_version", "env", "meta"}}``: the first line, the document without its records;
+- ``{"run": {"schema_version", "env", "envs", "meta"}}``: the first line, the document without its records;
 - ``{"record": {...}}``: one finished record, flushed at once;
+- ``{"envs": {id: env}}``: a machine records name, written before the first record that names it;
 - ``{"meta": {...}}``: keys that update ``meta`` (``interrupted`` when the run was stopped).
 
 A run that finishes writes its target and removes the journal, so a journal on disk is the
@@ -167,8 +168,8 @@ def read_journal(path: str | Path) -> dict[str, Any]:
                 document["meta"] = dict(document["meta"])
         elif kind == "record":
             document["records"].append(data)
-        elif kind == "meta" and isinstance(document.get("meta"), dict):
-            document["meta"].update(data)
+        elif kind in ("meta", "envs") and isinstance(document.setdefault(kind, {}), dict):
+            document[kind].update(data)
         else:
             raise UserError(f"{path}: line {number}: unexpected {kind!r} entry")
     if document is None:
@@ -180,8 +181,8 @@ def read_journal(path: str | Path) -> dict[str, Any]:
 
 def _entry(entry: Any, path: Path, number: int) -> tuple[str, Any]:
     if not isinstance(entry, dict) or len(entry) != 1:
-        raise UserError(f"{path}: line {number}: expected an object with one key (run, record or meta)")
+        raise UserError(f"{path}: line {number}: expected an object with one key (run, record, meta or envs)")
     kind, data = next(iter(entry.items()))
-    if kind not in ("run", "record", "meta") or (kind != "record" and not isinstance(data, dict)):
+    if kind not in ("run", "record", "meta", "envs") or (kind != "record" and not isinstance(data, dict)):
         raise UserError(f"{path}: line {number}: unexpected {kind!r} entry")
     return kind, data

@@ -1,8 +1,11 @@
 """The record, the run document, reading one back (checked), and the writer that keeps every finished record.
 
 A record is one figure: ``{"model", "metric", "value", "unit", "point", "error", "warnings", "details"}``,
-plus ``claim``/``verdict`` for claim rows and ``case`` for suite cases. A run document is
-``{"schema_version": 1, "env": {...}, "meta": {...}, "records": [...]}``.
+plus ``claim``/``verdict`` for claim rows, ``case`` for suite cases and ``env``, the id of the
+machine it was measured on. A run document is
+``{"schema_version": 1, "env": {...}, "envs": {id: {...}}, "meta": {...}, "records": [...]}``: ``env`` is
+the machine that ran the command, ``envs`` every machine a record names (absent in documents
+written before records named one; a record without ``env`` was measured on ``env``).
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ class Record:
     case: str | None = None
     claim: str | None = None
     verdict: str | None = None
+    env: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for optional in ("case", "claim", "verdict"):
+        for optional in ("case", "claim", "verdict", "env"):
             if data[optional] is None:
                 del data[optional]
         return data
@@ -55,20 +59,26 @@ class Record:
 
 @dataclass
 class RunDocument:
-    """A versioned run: the environment, free-form metadata (command, suite) and the records."""
+    """A versioned run: the environment, the machines its records name, free-form metadata and the records."""
 
     env: dict[str, Any] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    envs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version,
             "env": self.env,
+            **({"envs": self.envs} if self.envs else {}),
             "meta": self.meta,
             "records": [r.to_dict() for r in self.records],
         }
+
+    def env_of(self, record: Record) -> dict[str, Any] | None:
+        """The environment ``record`` was measured in; None when it names a machine the document lacks."""
+        return self.env if record.env is None else self.envs.get(record.env)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=to_jsonable)
@@ -106,7 +116,8 @@ def load_run(path: str | Path) -> RunDocument:
     for number, record in enumerate(data["records"], 1):
         check_record(record, f"{path}: record {number}")
     records = [Record.from_dict(r) for r in data["records"]]
-    return RunDocument(env=data.get("env", {}), records=records, meta=data.get("meta", {}), schema_version=version)
+    return RunDocument(env=data.get("env", {}), records=records, meta=data.get("meta", {}), schema_version=version,
+                       envs=data.get("envs", {}))
 
 
 def write_run(document: RunDocument, path: str | Path) -> None:
@@ -142,7 +153,7 @@ class RunWriter:
             try:
                 self._journal = Journal(self.journal_path)
                 self._journal.append("run", {"schema_version": document.schema_version, "env": document.env,
-                                             "meta": document.meta})
+                                             "envs": document.envs, "meta": document.meta})
                 for record in document.records:
                     self._journal.append("record", record.to_dict())
             except BaseException:
@@ -164,6 +175,17 @@ class RunWriter:
         if self._journal:
             for record in records:
                 self._journal.append("record", record.to_dict())
+
+    def add_env(self, env: dict[str, Any]) -> str:
+        """Keep the machine ``env`` among the document's ``envs`` (journalled the first time); its id."""
+        from archbench.results.env import env_id
+
+        key = env_id(env)
+        if key not in self.document.envs:
+            self.document.envs[key] = env
+            if self._journal:
+                self._journal.append("envs", {key: env})
+        return key
 
     def finish(self) -> None:
         """The run is done: write the output to ``path`` atomically and remove the journal."""

@@ -65,6 +65,7 @@ _RECORD_FIELDS: dict[str, tuple[str, Any, bool]] = {
     "case": ("a string or null", lambda v: isinstance(v, (str, type(None))), False),
     "claim": ("a string or null", lambda v: isinstance(v, (str, type(None))), False),
     "verdict": ("a string or null", lambda v: isinstance(v, (str, type(None))), False),
+    "env": ("a string or null", lambda v: isinstance(v, (str, type(None))), False),
 }
 
 
@@ -92,9 +93,12 @@ def check_header(data: Any, where: str) -> None:
     """UserError for a wrong ``env`` or ``meta`` (the parts of meta that archbench reads back)."""
     if not isinstance(data, dict):
         raise UserError(f"{where}: a run document must be an object, got {json_type(data)}")
-    for name in ("env", "meta"):
+    for name in ("env", "envs", "meta"):
         if name in data and not isinstance(data[name], dict):
             raise UserError(f"{where}: field {name!r} must be an object, got {json_type(data[name])}")
+    for key, env in data.get("envs", {}).items():
+        if not isinstance(env, dict):
+            raise UserError(f"{where}: field 'envs.{key}' must be an object, got {json_type(env)}")
     meta = data.get("meta", {})
     _check_meta_field(meta, "cases", where, "an array of objects with an 'id'",
                       lambda v: isinstance(v, list) and all(isinstance(c, dict) and isinstance(c.get("id"), str)
