@@ -106,10 +106,11 @@ def caveats(outcome: ClaimOutcome) -> list[str]:
     reasons = []
     for check, result in zip(outcome.claim.checks, outcome.checks):
         if result.status == NOT_MEASURED:
-            reasons.append(f"“{result.says}”: {result.figures}.")
+            reasons.append(f"{_CHECK_MARK[result.status]} “{result.says}”: {result.figures}.")
         elif result.status in (CAVEAT, REFUTED):
             why = result.note or (result.figures if check["kind"] in ("ranking", "readings") else "see the rule below")
-            reasons.append(f"“{result.says}”: {'' if result.passed else 'not so in this run; '}{why.rstrip('.')}.")
+            reasons.append(f"{_CHECK_MARK[result.status]} “{result.says}”: {'' if result.passed else 'not so in this run; '}"
+                           f"{why.rstrip('.')}.")
     reasons += [f"error: {error}" for error in outcome.errors]
     return reasons
 
