@@ -55,6 +55,8 @@ _TABLE = (
     Metric("flops", "FLOP", "count", "lower", "2 x macs"),
     Metric("other_flops", "FLOP", "count", "lower", "bias, normalisation, softmax, activation, elementwise"),
     Metric("attention_share", "fraction", "analytic", None, "share of macs in attention's score and value products"),
+    Metric("attention_half_length", "tokens", "analytic", None,
+           "sequence length from which attention's share of macs passes one half (interpolated in log T)"),
     Metric("latency_s", "s", "timing", "lower", "median seconds per call"),
     Metric("compile_time_s", "s", "timing", "lower", "first call of the torch.compile'd module"),
     Metric("throughput_items_s", "items/s", "timing", "higher", "batch / latency_s"),

@@ -88,7 +88,8 @@ def case_recipe(case: Case):
     """What a case builds."""
     from archbench.models.subject import Recipe
 
-    return Recipe(case.model, case.settings.batch, case.seq, case.input, case.settings.dtype)
+    s = case.settings
+    return Recipe(case.model, s.batch, case.seq, case.input, s.dtype, phase=s.phase, head=s.head)
 
 
 def case_settings(case: Case):
@@ -96,7 +97,8 @@ def case_settings(case: Case):
     from archbench.measure.run import Settings
 
     s = case.settings
-    return Settings(device=s.device, dtype=s.dtype, threads=s.threads, min_time=s.min_time, timeout_s=s.timeout_s)
+    return Settings(device=s.device, dtype=s.dtype, threads=s.threads, min_time=s.min_time, timeout_s=s.timeout_s,
+                    attention_count=s.attention_count)
 
 
 def _case_measurer(metric: str) -> Callable[[Case, list], list[Record]]:

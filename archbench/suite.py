@@ -47,6 +47,9 @@ class Settings:
     threads: int | None = None
     min_time: float = 1.0
     timeout_s: float | None = None
+    phase: str = "prefill"  # prefill, or decode: one new token after a KV cache of seq tokens
+    attention_count: str = "full"  # full, or causal: only the query-key pairs a mask keeps
+    head: bool = False  # Hugging Face models: with their task head
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,12 @@ class _Reader:
                 values[name] = self.number(value_node, where)
             elif name == "dtype":
                 values[name] = self.choice(value_node, where, _dtypes())
+            elif name == "phase":
+                values[name] = self.choice(value_node, where, ("prefill", "decode"))
+            elif name == "attention_count":
+                values[name] = self.choice(value_node, where, ("full", "causal"))
+            elif name == "head":
+                values[name] = self.choice(value_node, where, (True, False))
             else:
                 values[name] = self.device(value_node, where)
         return replace(base, **values)

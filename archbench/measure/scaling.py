@@ -285,6 +285,29 @@ def sweep_summary(records: list[Record], axis: str = "seq") -> list[Record]:
         for a, b in itertools.combinations(models, 2):
             if (a, metric) in series and (b, metric) in series:
                 summary.append(_crossover_record(a, b, metric, series[(a, metric)], series[(b, metric)], axis))
+    if axis == "seq":
+        summary += _attention_half_lengths(records)
+    return summary
+
+
+def _attention_half_lengths(records: list[Record]) -> list[Record]:
+    """Per model, the sequence length where attention's share of the MACs passes one half (linear in log T)."""
+    shares: dict[str, list[Record]] = {}
+    for r in records:
+        if r.metric == "attention_share" and r.error is None and "seq" in r.point:
+            shares.setdefault(r.model, []).append(r)
+    summary = []
+    for model, points in shares.items():
+        points.sort(key=lambda r: r.point["seq"])
+        xs, ys = [r.point["seq"] for r in points], [r.value for r in points]
+        found = next((math.exp(math.log(x0) + (0.5 - y0) / (y1 - y0) * math.log(x1 / x0))
+                      for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]) if y0 < 0.5 <= y1), None)
+        details = {"from": xs[0], "to": xs[-1], "shares": ys, "interpolation": "linear in log T between neighbours"}
+        if found is None:
+            side = "above" if ys and ys[0] >= 0.5 else "below"
+            details["result"] = f"{side} one half over {xs[0]}..{xs[-1]}"
+        summary.append(Record(model, "attention_half_length", found, "tokens", _fixed_point(points, "seq"),
+                              details=details))
     return summary
 
 
