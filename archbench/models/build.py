@@ -134,8 +134,10 @@ def _gib(n: int) -> str:
 
 
 def _check_layer_counts(label: str, options: dict) -> None:
+    """Refuse a layer-count option above :data:`MAX_LAYERS` before anything is built (typed or still text)."""
     for key, value in options.items():
         counts = value if isinstance(value, (tuple, list)) else [value]
+        counts = [int(v) if isinstance(v, str) and v.isdigit() else v for v in counts]
         if key in LAYER_OPTIONS and any(isinstance(v, int) and v > MAX_LAYERS for v in counts):
             raise UserError(f"{label}: {key}={value} is more than {MAX_LAYERS:,} layers; refused before building")
 

@@ -108,8 +108,12 @@ def make_config(factory: Callable[..., Any], label: str, overrides: dict[str, An
     except UserError:
         raise
     except Exception as exc:  # the configuration's own validation
-        raise UserError(f"{label}: invalid configuration: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-                        ) from None
+        raise UserError(f"{label}: invalid configuration: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception in one line: transformers' validation errors put the reason on a second line."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
 
 
 def _typed_like(label: str, key: str, value: Any, current: Any) -> Any:
@@ -163,7 +167,7 @@ def _config_from_file(path: Path, **overrides):
     try:
         return AutoConfig.for_model(model_type, **{**data, **overrides})
     except Exception as exc:
-        raise UserError(f"{file}: invalid configuration: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{file}: invalid configuration: {_reason(exc)}") from None
 
 
 def _entry(label: str, factory: Callable[..., Any], description: str, family: str, cap_seq: bool = False) -> ModelEntry:
@@ -199,8 +203,7 @@ def build_from_config(config, label: str, overrides: dict):
     except UserError:
         raise
     except Exception as exc:  # an inconsistent configuration, e.g. hidden size not divisible by heads
-        raise UserError(f"{label}: could not be built: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-                        ) from None
+        raise UserError(f"{label}: could not be built: {_reason(exc)}") from None
 
 
 def _auto(name: str):
