@@ -81,9 +81,9 @@ def _import(target: str):
 
 
 def _describe(exc: BaseException) -> str:
-    line = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
+    """The exception in one line (a SyntaxError's own message names its file and line)."""
     first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}{line}"[:300]
+    return f"{type(exc).__name__}: {first}"[:300]
 
 
 def _attribute(module, attr: str, name: str):
