@@ -70,14 +70,16 @@ def _recipe(options: dict):
     from archbench.spec import parse_shape
 
     shape = parse_shape(options["input"]) if options.get("input") else None
-    return Recipe(options["model"], options.get("batch", 1), options.get("seq"), shape)
+    return Recipe(options["model"], options.get("batch", 1), options.get("seq"), shape,
+                  options.get("dtype", "float32"), head=bool(options.get("head", False)))
 
 
 def _build(options: dict, device: str):
     from archbench.models import build_model
 
     recipe = _recipe(options)
-    return build_model(recipe.spec, device=device, seq=recipe.seq, input_shape=recipe.input_shape, batch=recipe.batch)
+    return build_model(recipe.spec, device=device, seq=recipe.seq, input_shape=recipe.input_shape, batch=recipe.batch,
+                       dtype=recipe.dtype, head=recipe.head)
 
 
 def _settings(context: "Context"):
@@ -114,6 +116,14 @@ def profile(definition: dict, context: Context) -> Measured:
                         without=list(prefixes))
         for name, path in options.get("attributes", {}).items():
             out.add(f"{alias}.{name}", _attribute(built.module, path), "", spec, point, attribute=path)
+        if "active" in metrics:
+            from archbench.measure.architecture import active_params
+
+            out.add(f"{alias}.params_active", active_params(built.module), "count", spec, point, metric="params_active")
+        if "kv_cache" in metrics:
+            from archbench.measure.memory import kv_cache
+
+            out.add(f"{alias}.kv_cache_bytes", kv_cache(built), "bytes", spec, point, metric="kv_cache_bytes")
         if "macs" in metrics:
             _macs(out, alias, options, context)
         if "published" in metrics and built.source == "torchvision":
@@ -410,8 +420,11 @@ def sweep(definition: dict, context: Context) -> Measured:
         for alias, spec in models.items():
             counts = [count_params(build_model(spec, device="meta", seq=t).module).total for t in values]
             out.add(f"params.{alias}", counts, "count", spec, {"seq": values}, metric="params")
-    records = run_sweep(list(models.values()), values, groups, axis="seq", settings=_settings(context)) \
-        if groups else []
+    from archbench.models.subject import Recipe
+
+    template = Recipe("", phase=definition.get("phase", "prefill"))
+    records = run_sweep(list(models.values()), values, groups, axis="seq", template=template,
+                        settings=_settings(context)) if groups else []
     out.records.extend(records)
     found = {(r.model, r.metric, r.point.get("seq")): r.value for r in records if r.error is None}
     for alias, spec in models.items():
@@ -423,6 +436,11 @@ def sweep(definition: dict, context: Context) -> Measured:
                 out.figures[f"{metric}_exponent.{alias}"] = found[(spec, f"{metric}_exponent", None)]
             if (spec, f"{metric}_local_exponent", values[-1]) in found:
                 out.figures[f"{metric}_local_exponent.{alias}"] = found[(spec, f"{metric}_local_exponent", values[-1])]
+        shares = [found.get((spec, "attention_share", t)) for t in values]
+        if all(v is not None for v in shares):
+            out.figures[f"attention_share.{alias}"] = shares
+        if (spec, "attention_half_length", None) in found:
+            out.figures[f"attention_half_length.{alias}"] = found[(spec, "attention_half_length", None)]
     if len(models) >= 2:
         first, second = list(models.values())[:2]
         for r in records:

@@ -40,21 +40,43 @@ def summary_rows(outcomes: list[ClaimOutcome]) -> list[dict[str, str]]:
     return [{"id": o.claim.id, "claim": o.claim.title, "verdict": o.verdict, "finding": finding(o)} for o in outcomes]
 
 
+OWN_SOURCE = "archbench"
+"""The ``source`` of archbench's own claims: measured and judged like the others, but not from the documents."""
+
+
+def split_own(outcomes: list[ClaimOutcome]) -> tuple[list[ClaimOutcome], list[ClaimOutcome]]:
+    """(the documents' claims, archbench's own claims)."""
+    return ([o for o in outcomes if o.claim.source != OWN_SOURCE], [o for o in outcomes if o.claim.source == OWN_SOURCE])
+
+
+def _counts(outcomes: list[ClaimOutcome]) -> str:
+    counts = {v: sum(o.verdict == v for o in outcomes) for v in _MARK}
+    return ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+
+
+def _summary_table(outcomes: list[ClaimOutcome]) -> list[str]:
+    return ["| " + " | ".join(_COLUMNS) + " |", "|---|---|---|---|",
+            *("| " + " | ".join(_cell(_MARK[row[c]] if c == "verdict" else row[c]) for c in _COLUMNS) + " |"
+              for row in summary_rows(outcomes))]
+
+
 def markdown(document: RunDocument, outcomes: list[ClaimOutcome], plots: dict[str, str] | None = None) -> str:
     """The whole report as Markdown; ``plots`` maps a claim id to a plot path relative to the report."""
-    counts = {v: sum(o.verdict == v for o in outcomes) for v in _MARK}
+    documents, own = split_own(outcomes)
     parts = [
         "# archbench claims report",
         "",
-        f"{len(outcomes)} claims of `shared/claims.md` measured in this run: "
-        + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ". "
+        f"{len(documents)} claims of `shared/claims.md` measured in this run: {_counts(documents)}. "
         "Every verdict is computed from figures measured in this run by the rule in `suites/claims.yaml`; "
         "each claim's section below gives the figures and, last, the rule with its inputs.",
         "",
-        "| " + " | ".join(_COLUMNS) + " |",
-        "|---|---|---|---|",
-        *("| " + " | ".join(_cell(_MARK[row[c]] if c == "verdict" else row[c]) for c in _COLUMNS) + " |"
-          for row in summary_rows(outcomes)),
+        *_summary_table(documents),
+    ]
+    if own:
+        parts += ["", "## archbench's own claims (not from the documents)", "",
+                  f"{len(own)} claims archbench makes about today's models, measured and judged the same way: "
+                  f"{_counts(own)}.", "", *_summary_table(own)]
+    parts += [
         "",
         "## Measured on",
         "",
@@ -65,7 +87,9 @@ def markdown(document: RunDocument, outcomes: list[ClaimOutcome], plots: dict[st
         *(f"| {key} | {document.env[key]} |" for key in _ENV_SHOWN if document.env.get(key) is not None),
         *([] if document.env.get("gpu") else ["| gpu | none: no CUDA device, so GPU figures are not measured |"]),
     ]
-    for outcome in outcomes:
+    for outcome in documents + own:
+        if outcome is (own[0] if own else None):
+            parts += ["", "# archbench's own claims (not from the documents)"]
         parts += ["", claim_section(outcome, (plots or {}).get(outcome.claim.id))]
     return "\n".join(parts).rstrip() + "\n"
 

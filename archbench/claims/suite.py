@@ -29,7 +29,7 @@ from archbench.claims.expressions import parse
 from archbench.errors import UserError
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "suites" / "claims.yaml"
-_ID = re.compile(r"^C\d{2,}$")
+_ID = re.compile(r"^[CA]\d{2}$")  # C: a claim of the documents; A: archbench's own (source: archbench)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -70,7 +70,7 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
         claim_id = str(entry["id"])
         where = f"{path}: {claim_id}"
         if not _ID.match(claim_id) or claim_id in seen:
-            raise UserError(f"{where}: id must look like C01 and be unique")
+            raise UserError(f"{where}: id must look like C01 (or A01 for archbench's own claims) and be unique")
         seen.add(claim_id)
         if not isinstance(entry["measure"], dict) or not entry["measure"]:
             raise UserError(f"{where}: 'measure' must map names to measurement definitions")

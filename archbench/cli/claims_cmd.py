@@ -133,17 +133,24 @@ def _print(document, outcomes, fmt: str, table: str | None) -> None:
         return
     if not console.is_terminal:  # piped: the width of a 100-column terminal rather than rich's 80
         console.width = 100
-    view = Table(title=f"claims on {document.env['device']}", header_style="bold", show_lines=True,
-                 caption="each claim's figures, caveat and rule: --out report.md")
-    view.add_column("id", no_wrap=True)
-    view.add_column("claim", max_width=22)
-    view.add_column("verdict", no_wrap=True)
-    view.add_column("finding")
+    from archbench.claims.report import split_own
+
+    documents, own = split_own(outcomes)
     colours = {"holds": "green", "holds with caveat": "yellow", "refuted": "red", "not measured": "red"}
-    for row in summary_rows(outcomes):
-        view.add_row(row["id"], escape(row["claim"]), f"[{colours[row['verdict']]}]{row['verdict']}[/]",
-                     escape(row["finding"]))
-    console.print(view)
+    for title, group in ((f"claims on {document.env['device']}", documents),
+                         ("archbench's own claims (not from the documents)", own)):
+        if not group:
+            continue
+        view = Table(title=title, header_style="bold", show_lines=True,
+                     caption="each claim's figures, caveat and rule: --out report.md")
+        view.add_column("id", no_wrap=True)
+        view.add_column("claim", max_width=22)
+        view.add_column("verdict", no_wrap=True)
+        view.add_column("finding")
+        for row in summary_rows(group):
+            view.add_row(row["id"], escape(row["claim"]), f"[{colours[row['verdict']]}]{row['verdict']}[/]",
+                         escape(row["finding"]))
+        console.print(view)
 
 
 def _progress(total: int):

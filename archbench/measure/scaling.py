@@ -237,6 +237,8 @@ def _regression(xs, ys) -> tuple[float, float, float]:
         raise ValueError(f"a fit needs at least 2 (x, y) pairs, got {len(xs)} x and {len(ys)} y")
     if min(xs) <= 0 or min(ys) <= 0:
         raise ValueError("a log-log fit needs positive values")
+    if len(set(ys)) == 1:  # a constant: exponent 0, fitted exactly (linregress would give R² = 0/0)
+        return 0.0, math.log(ys[0]), 1.0
     fit = linregress([math.log(x) for x in xs], [math.log(y) for y in ys])
     return float(fit.slope), float(fit.intercept), float(fit.rvalue**2)
 
