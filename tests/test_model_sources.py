@@ -89,8 +89,6 @@ def test_params_of_a_class_with_a_typed_option(cli, net_file):
     assert got["params_trainable"] == conv_net_params(16) and got["params_frozen"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="build_model asks every model without inputs what to feed it, even for "
-                   "params, which runs nothing (models/build.py _inputs_of)")
 def test_params_need_no_input(cli, net_file):
     got = figures(cli("params", f"{net_file}:Net:width=16", "--format", "json"))
     assert got["params"] == conv_net_params(16)
@@ -216,9 +214,6 @@ def test_latency_of_a_file_model(cli, net_file):
     assert got["achieved_flops_s"] == pytest.approx(2 * conv_net_macs(8) / got["latency_s"])
 
 
-@pytest.mark.xfail(strict=True, reason="plan_points refuses every model without a default input, though its message "
-                   "says a factory returning (module, inputs) is swept with --sweep batch (measure/scaling.py _point); "
-                   "and build_model keeps the factory's batch whatever --batch asks (models/build.py _fixed_batch)")
 def test_batch_sweep_of_a_file_model(cli, tmp_path):
     path = write(tmp_path / "factories.py", FACTORIES)
     result = cli("scaling", "--model", f"{path}:as_tuple", "--sweep", "batch", "--range", "1,2,4", "--metric", "flops",
@@ -320,9 +315,6 @@ def test_bart_encoder_decoder_closed_form(cli):
     assert got["macs"] == seq2seq_macs(**TINY_SEQ2SEQ)
 
 
-@pytest.mark.xfail(strict=True, reason="BART's decoder builds a padding mask and calls .item() on it; on the meta "
-                   "device (the default counting device) that is an internal error, exit 1 (measure/run.py "
-                   "_counting_subject has no fall-back to the cpu)")
 def test_bart_flops_on_the_default_device(cli):
     got = figures(cli("flops", BART, "--seq", "16", "--format", "json"))
     assert got["macs"] == seq2seq_macs(**TINY_SEQ2SEQ)

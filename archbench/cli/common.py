@@ -15,7 +15,8 @@ from archbench.limits import check_points, positive_finite, threads_warning  # n
 ModelArg = Annotated[str, typer.Argument(help="Registry model: NAME or NAME:key=value,... (see `archbench list`).")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json, csv or markdown.")]
 OutOpt = Annotated[Optional[str], typer.Option("--out", "-o", help="Also write to FILE (.json, .csv, .md, .txt).")]
-BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Batch size.")]
+BatchOpt = Annotated[Optional[int], typer.Option(
+    "--batch", "-b", help="Batch size (default 1; a factory's example inputs keep their own unless given).")]
 SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length T (sequence models).")]
 InputOpt = Annotated[Optional[str], typer.Option("--input", help="Input shape without batch, e.g. 3x299x299.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]

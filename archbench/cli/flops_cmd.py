@@ -19,7 +19,7 @@ def flops_command(
     model: ModelArg,
     seq: SeqOpt = None,
     input: InputOpt = None,
-    batch: BatchOpt = 1,
+    batch: BatchOpt = None,
     by: Annotated[Optional[str], typer.Option("--by", help="Also break MACs down by 'module' or 'operator'.")] = None,
     depth: Annotated[Optional[int], typer.Option("--depth", help="Module depth of --by module (implies it).")] = None,
     backward: Annotated[bool, typer.Option(

@@ -58,7 +58,7 @@ def params_command(
     model: ModelArg,
     depth: Annotated[Optional[int], typer.Option("--depth", help="Also list modules down to this depth.")] = None,
     vs: Annotated[Optional[str], typer.Option("--vs", help="'fcn' for dense equivalents, or a second model.")] = None,
-    batch: BatchOpt = 1,
+    batch: BatchOpt = None,
     seq: SeqOpt = None,
     input: InputOpt = None,
     head: HeadOpt = False,

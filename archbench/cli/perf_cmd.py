@@ -21,7 +21,7 @@ ModelsArg = Annotated[list[str], typer.Argument(
 def latency_command(
     models: ModelsArg,
     device: DeviceOpt = "cpu",
-    batch: BatchOpt = 1,
+    batch: BatchOpt = None,
     seq: SeqOpt = None,
     input: InputOpt = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: torch's).")] = None,
@@ -65,7 +65,7 @@ def latency_command(
     else:
         interrupted = False
     n = matmul_size(device)
-    title = (f"forward latency on {device} ({dtype}, {threads} thread{'s' if threads > 1 else ''}, batch {batch}; "
+    title = (f"forward latency on {device} ({dtype}, {threads} thread{'s' if threads > 1 else ''}, batch {batch or 1}; "
              f"matmul peak {peak / 1e9:.1f} GFLOP/s)")
     finish(records, fmt, out, title, device=device, dtype=dtype, threads=threads, peak_flops_s=peak,
            peak_measured_with=f"torch.mm of two {n}x{n} {dtype} matrices (2*n^3 FLOP per call), fastest sample")
@@ -77,7 +77,7 @@ def latency_command(
 def memory_command(
     models: ModelsArg,
     device: DeviceOpt = "cpu",
-    batch: BatchOpt = 1,
+    batch: BatchOpt = None,
     seq: SeqOpt = None,
     input: InputOpt = None,
     dtype: DtypeOpt = "float32",
@@ -110,7 +110,7 @@ def memory_command(
         interrupted = True
     else:
         interrupted = False
-    title = f"forward peak memory on {device} ({dtype}, batch {batch}{', decode' if phase == 'decode' else ''})"
+    title = f"forward peak memory on {device} ({dtype}, batch {batch or 1}{', decode' if phase == 'decode' else ''})"
     finish(records, fmt, out, title, device=device, dtype=dtype)
     _exit_if_interrupted(interrupted)
 

@@ -24,7 +24,7 @@ def scaling_command(
     range_: Annotated[Optional[str], typer.Option("--range", help=f"Values of a batch or resolution sweep: {RangeHelp}")] = None,
     points: Annotated[int, typer.Option("--points", help="Number of geometric points of a LO..HI range.")] = 8,
     metric: Annotated[str, typer.Option("--metric", help="Comma-separated: flops, latency, memory.")] = "flops,latency",
-    batch: BatchOpt = 1,
+    batch: BatchOpt = None,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")] = 1.0,
@@ -59,7 +59,7 @@ def scaling_command(
 
         check_plot_path(plot)
     axis, text = _axis_and_range(sweep, seq, range_)
-    if axis == "batch" and batch != 1:
+    if axis == "batch" and batch is not None:
         raise UserError("--batch fixes the batch size; it cannot be combined with --sweep batch")
     positive_finite("--min-time", min_time)
     positive_finite("--timeout", timeout)

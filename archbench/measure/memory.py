@@ -34,7 +34,7 @@ WORKER_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_
 def measure_memory(
     model,
     *,
-    batch: int = 1,
+    batch: int | None = None,
     seq: int | None = None,
     input_shape: tuple[int, ...] | None = None,
     device: str = "cpu",

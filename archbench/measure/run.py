@@ -158,8 +158,19 @@ def _flops(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Re
     if settings.backward and not recipe.train:
         recipe = recipe.with_(train=True)
     subject = _counting_subject(recipe, settings)
-    return flop_records(subject, backward=settings.backward, by=settings.by, depth=settings.depth,
-                        engine=settings.engine, attention_count=settings.attention_count)
+    options = dict(backward=settings.backward, by=settings.by, depth=settings.depth, engine=settings.engine,
+                   attention_count=settings.attention_count)
+    try:
+        return flop_records(subject, **options)
+    except UserError:
+        raise
+    except Exception as exc:
+        if subject.device != "meta" or settings.counting_device == "meta":
+            raise
+        # a forward that needs real data (BART's padding mask calls .item()): count it on the cpu, and say so
+        records = flop_records(_build(recipe, "cpu"), **options)
+        records[0].warnings.append(f"counted on cpu: its forward cannot run on the meta device ({describe_error(exc)})")
+        return records
 
 
 def _counting_subject(recipe: Recipe, settings: Settings) -> Subject:

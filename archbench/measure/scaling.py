@@ -90,7 +90,7 @@ def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: 
         raise UserError("give at least one --model")
     if len(values) < 2:
         raise UserError(f"a sweep needs at least 2 distinct values of {axis}, got {values}")
-    if template.batch < 1:
+    if template.batch is not None and template.batch < 1:
         raise UserError(f"--batch must be a positive integer, got {template.batch}")
     labels = [str(parse_model_spec(m)) for m in models]
     for label in labels:
@@ -104,9 +104,11 @@ def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: 
 
 def _point(label: str, default, axis: str, value: int, template: Recipe) -> SweepPoint:
     recipe = template.with_(spec=label)
-    if default is None:
-        raise UserError(f"{label}: a sweep needs the model's own inputs; give a model that says its input "
-                        "(a factory returning (module, inputs) is swept with --sweep batch only)")
+    if default is None:  # a user's model: its factory's inputs, repeated to each batch size
+        if axis != "batch":
+            raise UserError(f"{label}: archbench does not know its input's {axis} axis; sweep it with --sweep batch "
+                            "(its factory returns (module, example_inputs)), or give a registry, hf: or timm: model")
+        return SweepPoint(label, axis, value, recipe.with_(batch=value))
     sequence = default.kind in ("tokens", "sequence")
     if axis == "seq":
         if not sequence:

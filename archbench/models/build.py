@@ -49,7 +49,7 @@ def build_model(
     spec: str | ModelSpec,
     *,
     device: str = "cpu",
-    batch: int = 1,
+    batch: int | None = None,
     input_shape: tuple[int, ...] | None = None,
     seq: int | None = None,
     dtype: str = "float32",
@@ -66,7 +66,7 @@ def build_model(
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
     recipe = Recipe(str(spec), batch, seq, tuple(input_shape) if input_shape else None, dtype, train, phase, head)
-    if not isinstance(batch, int) or batch < 1:
+    if batch is not None and (not isinstance(batch, int) or batch < 1):
         raise UserError(f"--batch must be a positive integer, got {batch}")
     if phase not in PHASES:
         raise UserError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
@@ -92,10 +92,11 @@ def build_model(
     if dtype != "float32":
         module = module.to(torch_dtype(dtype))
     module.train(train)
-    subject = Subject(str(spec), module, batch, device, dtype, input=input_spec, fixed_inputs=fixed, recipe=recipe,
+    subject = Subject(str(spec), module, batch or 1, device, dtype, input=input_spec, fixed_inputs=fixed, recipe=recipe,
                       family=entry.family, source=entry.source, name=entry.name, options=options, warnings=warnings)
     if fixed is not None:
-        subject.batch = _fixed_batch(fixed, batch)
+        subject.fixed_inputs = _rebatched(fixed, batch)
+        subject.batch = subject.point["batch"]
     if phase == "decode":
         from archbench.models.decode import prepare_decode
 
@@ -265,16 +266,24 @@ def _inputs_of(entry: ModelEntry, label: str, module, input_spec: InputSpec | No
                                 "vocabulary from; give --input with the shape it takes")
             input_spec = replace(input_spec, extra={**input_spec.extra, "vocab": vocab})
         return input_spec, None
-    if fixed is None:
-        raise UserError(f"{label}: say what to feed it: --input SHAPE (batch is prepended) or --seq T (token ids), "
-                        "or return (module, example_inputs) from the factory")
+    if fixed is None:  # params need none; a forward asks for them (Subject.example_inputs)
+        return None, None
     from archbench.models.subject import normalise_inputs
 
     return None, normalise_inputs(fixed, label)
 
 
-def _fixed_batch(fixed, default: int) -> int:
-    from archbench.models.subject import _tensors
+def _rebatched(fixed, batch: int | None):
+    """The factory's example inputs, or with a ``batch`` asked for their first example repeated ``batch`` times."""
+    import torch
+    from torch.utils._pytree import tree_map
 
-    tensors = _tensors(fixed)
-    return int(tensors[0].shape[0]) if tensors and tensors[0].dim() else default
+    if batch is None:
+        return fixed
+
+    def repeat(value):
+        if isinstance(value, torch.Tensor) and value.dim():
+            return value[:1].expand(batch, *value.shape[1:]).contiguous()
+        return value
+
+    return tree_map(repeat, fixed)

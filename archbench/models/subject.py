@@ -63,7 +63,7 @@ class Recipe:
     """How to build a subject: the model argument and the settings of the build. Plain data (JSON)."""
 
     spec: str
-    batch: int = 1
+    batch: int | None = None  # None: 1, or the batch of the example inputs a factory returns
     seq: int | None = None
     input_shape: tuple[int, ...] | None = None
     dtype: str = "float32"
@@ -84,7 +84,7 @@ class Recipe:
 
     def known_point(self) -> dict[str, Any]:
         """The point as far as it is known without building (for the record of a build that failed)."""
-        point: dict[str, Any] = {"batch": self.batch}
+        point: dict[str, Any] = {"batch": self.batch or 1}
         if self.seq is not None:
             point["seq"] = self.seq
         elif self.input_shape is not None:
@@ -129,7 +129,9 @@ class Subject:
         if self.input is not None:
             point = self.input.point(self.batch)
         else:
-            point = {"batch": self.batch, **_fixed_point(self.fixed_inputs)}
+            tensors = _tensors(self.fixed_inputs)
+            batch = int(tensors[0].shape[0]) if tensors and tensors[0].dim() else self.batch
+            point = {"batch": batch, **_fixed_point(self.fixed_inputs)}
         if self.phase != "prefill":
             point["phase"] = self.phase
         return point
@@ -144,6 +146,9 @@ class Subject:
         device = device or self.device
         if self.fixed_inputs is not None:
             return _on_device(self.fixed_inputs, device)
+        if self.input is None:
+            raise UserError(f"{self.label}: say what to feed it: --input SHAPE (batch is prepended) or --seq T (token "
+                            "ids), or return (module, example_inputs) from the factory")
         return make_inputs(self.step_input or self.input, self.batch, device, self.dtype)
 
     @classmethod
@@ -223,6 +228,8 @@ def input_bytes(subject: Subject) -> int:
     """Bytes of the subject's example inputs (computed from shapes; nothing is allocated)."""
     if subject.input is not None:
         return subject.batch * math.prod(subject.input.shape) * subject.input.element_bytes(subject.dtype)
+    if subject.fixed_inputs is None:
+        subject.example_inputs()  # raises: the model was given no inputs
     return sum(t.numel() * t.element_size() for t in _tensors(subject.fixed_inputs))
 
 
