@@ -170,12 +170,15 @@ def _config_from_file(path: Path, **overrides):
         raise UserError(f"{file}: invalid configuration: {_reason(exc)}") from None
 
 
-def _entry(label: str, factory: Callable[..., Any], description: str, family: str, cap_seq: bool = False) -> ModelEntry:
+def _entry(label: str, factory: Callable[..., Any], description: str, family: str, cap_seq: bool = False,
+           main_input: str | None = None) -> ModelEntry:
+    """The entry of a configuration ``factory``; ``main_input`` (when known) spares importing the model's code."""
+
     def build(**overrides):
         return build_from_config(make_config(factory, label, overrides), label, overrides)
 
     def default_input(options: dict) -> InputSpec:
-        return input_for(make_config(factory, label, options), cap_seq)
+        return input_for(make_config(factory, label, options), cap_seq, main_input)
 
     return ModelEntry(name=label, family=family, source="huggingface", builder=build, default_input=default_input,
                       description=description, options={"attn_implementation": (str, "auto")},
@@ -247,12 +250,13 @@ def main_input_name(config) -> str:
     return getattr(model_class, "main_input_name", "input_ids")
 
 
-def input_for(config, cap_seq: bool = False) -> InputSpec:
-    """The default input of a model built from ``config``: its main input plus what its forward also needs.
+def input_for(config, cap_seq: bool = False, name: str | None = None) -> InputSpec:
+    """The default input of a model built from ``config``: its main input (``name``, else read from the
+    model's class) plus what its forward also needs.
 
     Token models take their position limit as the default length (``cap_seq``: at most 512).
     """
-    name = main_input_name(config)
+    name = name or main_input_name(config)
     if name == "pixel_values":
         vision = getattr(config, "vision_config", None) or config
         size = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
@@ -286,5 +290,7 @@ def _decoder_inputs(config) -> dict:
     return {"extra_inputs": {"decoder_input_ids": ("tokens", 1, config.vocab_size)}}
 
 
-for _name, (_factory, _doc) in _NAMED.items():
-    add_entry(_entry(_name, _factory, _doc, "vit" if _name == "vit-base" else "transformer"))
+for _name, (_factory, _doc) in _NAMED.items():  # `archbench list` shows their inputs without importing model code
+    _vision = _name == "vit-base"
+    add_entry(_entry(_name, _factory, _doc, "vit" if _vision else "transformer",
+                     main_input="pixel_values" if _vision else "input_ids"))
