@@ -283,7 +283,7 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
 def _uncounted_warnings(count: FlopCount) -> list[str]:
     warnings = []
     for op, calls in sorted(count.uncounted.items()):
-        where = count.uncounted_modules.get(op, [])
+        where = [name or "the model itself" for name in count.uncounted_modules.get(op, [])]
         place = f" in {', '.join(where[:3])}{', ...' if len(where) > 3 else ''}" if where else ""
         kind = "no formula" if op in count.significant_uncounted else "known negligible"
         warnings.append(f"uncounted op {op} ({calls} call{'' if calls == 1 else 's'}{place}): {kind}, "
@@ -356,6 +356,7 @@ class _AttentionCalls:
     pending: int | None = None
     how: Counter = field(default_factory=Counter)
     macs: int = 0
+    kept: list = field(default_factory=list)  # pairs of each fused forward call, popped by its backward (LIFO)
     unfused: int = 0  # causal counts that reached no fused kernel (math backend: bmm, counted in full)
     eager: int = 0  # score and value products of eager attention (bmm in attention modules, outside any SDPA call)
     in_call: bool = False  # an SDPA call is running
@@ -435,22 +436,27 @@ def _dispatch_formulas(calls: _AttentionCalls) -> dict:
     }
     if hasattr(aten, "_grouped_mm"):
         table[aten._grouped_mm] = lambda a, b, *rest, **kw: formulas.grouped_mm_macs(a, b)
-    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward"):
-        table[aten._scaled_dot_product_flash_attention_for_cpu_backward] = (
-            lambda grad, q, k, v, *rest, **kw: formulas.attention_backward_macs(q, k, v)
-        )
     mapping = {op: _as_flops(f) for op, f in table.items()}
 
     def fused_attention(q, k, v, *rest, out_val=None, **kwargs):  # raw tensors: the pairs kept come from ``calls``
         kept, calls.pending = calls.pending, None
+        calls.kept.append(kept)
         macs = formulas.attention_macs(q.shape, k.shape, v.shape, kept)
         calls.macs += macs
         return 2 * macs
 
-    fused_attention._get_raw = True  # FlopCounterMode passes tensors, not shapes
+    def fused_attention_backward(grad, q, k, v, *rest, out_val=None, **kwargs):  # the pairs of its forward call
+        kept = calls.kept.pop() if calls.kept else None
+        macs = formulas.attention_backward_macs(q.shape, k.shape, v.shape, kept)
+        calls.macs += macs
+        return 2 * macs
+
+    fused_attention._get_raw = fused_attention_backward._get_raw = True  # FlopCounterMode passes tensors
     for name in ("scaled_dot_product_attention", *SDPA_KERNELS):
         if hasattr(aten, name):
             mapping[getattr(aten, name)] = fused_attention
+        if hasattr(aten, f"{name}_backward"):
+            mapping[getattr(aten, f"{name}_backward")] = fused_attention_backward
     return mapping
 
 

@@ -96,9 +96,10 @@ def grouped_mm_macs(a: Shape, b: Shape) -> int:
     return matmul_macs(a, b)
 
 
-def attention_backward_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape) -> int:
-    """Gradients of attention: dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q, twice the forward."""
-    return 2 * attention_macs(query_shape, key_shape, value_shape)
+def attention_backward_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape, kept: int | None = None) -> int:
+    """Gradients of attention: dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q, twice the forward (over the
+    ``kept`` pairs of its forward, if given)."""
+    return 2 * attention_macs(query_shape, key_shape, value_shape, kept)
 
 
 def multi_head_attention_macs(query_shape: Shape, key_shape: Shape, value_shape: Shape, embed_dim: int) -> int:

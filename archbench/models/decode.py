@@ -70,6 +70,9 @@ class DecodeStep(nn.Module):
         self.cache = cache
         self.cached = cached
         self.position = torch.tensor([cached], device=device)
+        for layer in getattr(cache, "layers", []):  # so that a full sliding-window layer can be cut back (_rewind)
+            if getattr(layer, "is_sliding", False) and not hasattr(layer, "conv_states"):
+                layer.activate_past_recording()
 
     def forward(self, input_ids):
         lengths = _layer_lengths(self.cache)
@@ -113,8 +116,8 @@ def _layer_lengths(cache) -> list[int | None]:
 def _rewind(cache, lengths: list[int | None]) -> None:
     """Cut every layer that grew back to its length before the step.
 
-    A sliding-window layer at its window size cannot be cut back and need not be: it stays the
-    same size and drops its oldest token; a state-space layer is updated in place.
+    A sliding-window layer records its past (see :class:`DecodeStep`), so it can be cut back once
+    full too; a state-space layer is updated in place.
     """
     for layer, before in zip(getattr(cache, "layers", []), lengths):
         if before is None:

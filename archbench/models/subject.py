@@ -91,6 +91,8 @@ class Recipe:
             point["input"] = format_shape(self.input_shape)
         if self.phase != "prefill":
             point["phase"] = self.phase
+        if self.head:
+            point["head"] = True
         return point
 
     def with_(self, **changes) -> "Recipe":
@@ -125,7 +127,7 @@ class Subject:
 
     @property
     def point(self) -> dict[str, Any]:
-        """The input point of a record: batch plus the sequence length or input shape, and the phase when decoding."""
+        """The input point of a record: batch plus the sequence length or input shape, the phase when decoding, head."""
         if self.input is not None:
             point = self.input.point(self.batch)
         else:
@@ -134,6 +136,8 @@ class Subject:
             point = {"batch": batch, **_fixed_point(self.fixed_inputs)}
         if self.phase != "prefill":
             point["phase"] = self.phase
+        if self.recipe is not None and self.recipe.head:
+            point["head"] = True
         return point
 
     @property
