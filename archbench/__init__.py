@@ -21,7 +21,7 @@ _API = {
     "count_flops": ("archbench.measure.flops", "count_flops"),
     "measure_latency": ("archbench.measure.latency", "measure_latency"),
     "measure_memory": ("archbench.measure.memory", "measure_memory"),
-    "measure": ("archbench.measure.run", "measure"),
+    "measure_model": ("archbench.measure.run", "measure"),  # not "measure": that is the subpackage
     "Settings": ("archbench.measure.run", "Settings"),
     "Recipe": ("archbench.models.subject", "Recipe"),
     "Subject": ("archbench.models.subject", "Subject"),
