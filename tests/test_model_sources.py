@@ -334,6 +334,22 @@ def test_vit_closed_form():
     assert macs == patches * channels * patch * patch * d + layer_macs + d * d == 257_088
 
 
+def test_hf_resnet_is_torchvision_resnet50_without_its_head():
+    """ResNetConfig's defaults are ResNet-50; AutoModel builds the bare backbone, without the 2048 -> 1000 fc.
+    torchvision publishes resnet50 at 25,557,032 parameters and 4.089 GMACs (4,089,184,256 counted)."""
+    params, macs = meta_counts("hf:resnet")  # no image_size in its configuration: 3x224x224
+    fc_params, fc_macs = 2048 * 1000 + 1000, 2048 * 1000
+    assert params == 25_557_032 - fc_params
+    assert macs == 4_089_184_256 - fc_macs
+
+
+@pytest.mark.xfail(strict=True, reason="transformers' ViT forward raises ValueError for an image size its "
+                   "configuration was not built for: an internal error, exit 1, where one line saying to set "
+                   "image_size is due")
+def test_hf_vision_model_at_another_input_size_is_one_line(cli):
+    refused(cli("flops", "hf:vit:num_hidden_layers=1", "--input", "3x64x64"), "image_size")
+
+
 @pytest.mark.parametrize("where", ["file", "folder"])
 def test_config_json_file_or_folder(tmp_path, where):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", **LLAMA}))
@@ -374,6 +390,25 @@ def test_timm_published_parameter_counts(name, published):
     assert archbench.count_params(subject).total == published
     assert subject.point == {"batch": 1, "input": "3x224x224"}  # the pretrained configuration's input_size
     assert time.perf_counter() - start < 30
+
+
+def test_timm_options_follow_into_params_macs_and_input():
+    # resnet50 with a 10-class head: the published 25,557,032 less the 2048 -> 1000 fc, plus a 2048 -> 10 one
+    assert archbench.count_params(archbench.build("timm:resnet50:num_classes=10", device="meta")).total == \
+        25_557_032 - (2048 * 1000 + 1000) + (2048 * 10 + 10)
+    # resnet18 on one channel: torchvision's published 1.814 GMACs (1,814,073,344) less the stem's two other channels
+    subject = archbench.build("timm:resnet18:in_chans=1", device="meta")
+    assert subject.point["input"] == "1x224x224"
+    assert archbench.count_flops(subject).macs == 1_814_073_344 - 2 * 64 * 7 * 7 * 112 * 112
+    # ViT-B/16 at 64x64, one block: 16 patches + class token; patch embedding, the block, the head on the class token
+    subject = archbench.build("timm:vit_base_patch16_224:img_size=64,depth=1", device="meta")
+    assert subject.point["input"] == "3x64x64"
+    d, ff, t, patches = 768, 3072, 17, 16
+    assert archbench.count_flops(subject).macs == \
+        patches * (3 * 16 * 16) * d + t * (4 * d * d + 2 * d * ff) + 2 * t * t * d + d * 1000
+    # its position table shrinks from 197 to 17 rows
+    assert archbench.count_params(archbench.build("timm:vit_base_patch16_224:img_size=64", device="meta")).total == \
+        86_567_656 - (197 - 17) * d
 
 
 def test_timm_unknown_name_suggests(cli):

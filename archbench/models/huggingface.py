@@ -30,6 +30,8 @@ from archbench.spec import parse_shape
 
 POSITION_KEYS = ("max_position_embeddings", "n_positions")
 DEFAULT_SEQ = 512
+DEFAULT_IMAGE_SIDE = 224
+"""Image side of a vision model whose configuration names none (ResNet, DETR); ``--input`` sets another."""
 ATTENTION_CHOICES = ("auto", "sdpa", "eager")
 
 
@@ -258,9 +260,7 @@ def input_for(config, cap_seq: bool = False, name: str | None = None) -> InputSp
     """
     name = name or main_input_name(config)
     if name == "pixel_values":
-        vision = getattr(config, "vision_config", None) or config
-        size = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
-        return InputSpec("image", (vision.num_channels, size, size), {"arg_name": name})
+        return InputSpec("image", _image_shape(getattr(config, "vision_config", None) or config), {"arg_name": name})
     if name == "input_features":  # speech: mel frames; whisper's encoder takes exactly 2 x max_source_positions
         frames = 2 * getattr(config, "max_source_positions", 1500)
         extra = {"arg_name": name, **_decoder_inputs(config)}
@@ -279,9 +279,16 @@ def input_for(config, cap_seq: bool = False, name: str | None = None) -> InputSp
         extra["extra_inputs"] = {"decoder_input_ids": "same"}
     vision = getattr(config, "vision_config", None)
     if vision is not None and getattr(vision, "image_size", None):  # e.g. CLIP: text and image
-        extra["extra_inputs"] = {"pixel_values": ("image", (vision.num_channels, vision.image_size, vision.image_size))}
+        extra["extra_inputs"] = {"pixel_values": ("image", _image_shape(vision))}
     seq = positions or DEFAULT_SEQ
     return InputSpec("tokens", (min(seq, DEFAULT_SEQ) if cap_seq else seq,), extra)
+
+
+def _image_shape(vision) -> tuple[int, int, int]:
+    """(C, H, W) of a vision configuration: its image_size (a side or [H, W]), else :data:`DEFAULT_IMAGE_SIDE`."""
+    size = getattr(vision, "image_size", None) or DEFAULT_IMAGE_SIDE
+    height, width = (size, size) if isinstance(size, int) else tuple(size)[:2]
+    return getattr(vision, "num_channels", 3), height, width
 
 
 def _decoder_inputs(config) -> dict:

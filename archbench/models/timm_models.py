@@ -27,13 +27,22 @@ def entry_for(name: str) -> ModelEntry:
         return timm.create_model(name, pretrained=False, **{k: literal(v) for k, v in options.items()})
 
     return ModelEntry(name=f"timm:{name}", family=family_of(name), source="timm", builder=build,
-                      default_input=lambda options: InputSpec("image", default_input_size(name)),
+                      default_input=lambda options: InputSpec("image", input_size(name, options)),
                       description=f"timm.create_model({name!r}, pretrained=False)", accepts_any_option=True)
 
 
 def family_of(name: str) -> str:
     """``vit`` for attention-based image models (by name), ``cnn`` otherwise."""
     return "vit" if name.startswith(_VIT_PREFIXES) else "cnn"
+
+
+def input_size(name: str, options: dict) -> tuple[int, int, int]:
+    """(C, H, W) the model is built for: its pretrained configuration's, or its ``in_chans`` and ``img_size`` options."""
+    channels, height, width = default_input_size(name)
+    typed = {key: literal(str(options[key])) for key in ("in_chans", "img_size") if key in options}
+    if isinstance(typed.get("img_size"), int):
+        height = width = typed["img_size"]
+    return typed["in_chans"] if isinstance(typed.get("in_chans"), int) else channels, height, width
 
 
 def default_input_size(name: str) -> tuple[int, int, int]:
