@@ -139,7 +139,7 @@ def _run_sweep(case: Case, writer: _CaseWriter) -> None:
     sweep = case.sweep
     try:
         records = run_sweep([case.model], list(sweep.values), list(case.metrics), axis=sweep.axis,
-                            recipe=case_recipe(case), settings=case_settings(case), writer=writer)
+                            template=case_recipe(case), settings=case_settings(case), writer=writer)
     except KeyboardInterrupt:
         raise
     except Exception as exc:

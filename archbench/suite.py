@@ -329,12 +329,15 @@ class _Reader:
         shape = self.shape(items["input"], f"{key}.input") if "input" in items else None
         self._check_input(items, key, model, input_spec, seq, shape, sweep)
 
+        from archbench.spec import format_shape
+
         point: dict[str, Any] = {"batch": settings.batch}
-        if input_spec.kind in ("tokens", "sequence"):
+        if input_spec is None:  # a model of the user's own code: its factory makes its inputs unless seq/input say
+            given = {"seq": seq, "input": format_shape(shape) if shape else None}
+            point.update({name: value for name, value in given.items() if value is not None})
+        elif input_spec.kind in ("tokens", "sequence"):
             point["seq"] = seq or input_spec.shape[0]
         else:
-            from archbench.spec import format_shape
-
             point["input"] = format_shape(shape or input_spec.shape)
         if "id" in items:
             case_id = self.string(items["id"], f"{key}.id")
@@ -357,7 +360,9 @@ class _Reader:
             raise self.error(node, key, str(exc)) from None
 
     def _check_input(self, items, key, model, input_spec, seq, shape, sweep) -> None:
-        """The case's seq, input and sweep axis must fit the model's kind of input."""
+        """The case's seq, input and sweep axis must fit the model's kind of input (a user's own model: its own)."""
+        if input_spec is None:
+            return
         takes = f"{model} takes {input_spec.describe()}"
         sequential = input_spec.kind in ("tokens", "sequence")
         if seq is not None and not sequential:
@@ -400,6 +405,6 @@ def _threads(name: str, threads) -> int:
 
 
 def _dtypes() -> tuple[str, ...]:
-    from archbench.models.build import DTYPES
+    from archbench.models.subject import DTYPES
 
     return DTYPES

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from archbench.errors import UserError, describe_error
+from archbench.errors import UserError
 from archbench.results.record import Record
 
 KINDS: dict[str, Callable[[dict, "Context"], "Measured"]] = {}

@@ -215,7 +215,7 @@ def _position_warning(warning: str, module, input_spec: InputSpec) -> str:
 
     learned = any(isinstance(m, nn.Embedding) and m.num_embeddings == input_spec.seq for m in module.modules())
     return warning + (" (extra positions add parameters)" if learned
-                      else f" (rotary or relative positions: no parameters added)")
+                      else " (rotary or relative positions: no parameters added)")
 
 
 def _input_for(entry: ModelEntry, options: dict, input_shape, seq) -> InputSpec | None:
