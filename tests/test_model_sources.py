@@ -94,6 +94,31 @@ def test_params_need_no_input(cli, net_file):
     assert got["params"] == conv_net_params(16)
 
 
+TYPED = """
+    from __future__ import annotations
+
+    from typing import Literal
+
+    import torch
+    from torch import nn
+
+
+    def build(width: int = 4, act: Literal["relu", "gelu"] = "relu", bias: bool = True, scale: float = 1.0):
+        assert isinstance(width, int) and isinstance(bias, bool) and isinstance(scale, float)
+        return nn.Sequential(nn.Linear(3, width, bias=bias), nn.ReLU() if act == "relu" else nn.GELU()), torch.randn(1, 3)
+"""
+
+
+def test_options_typed_from_string_annotations(cli, tmp_path):
+    """``from __future__ import annotations`` leaves the annotations as strings; they still type the options."""
+    path = write(tmp_path / "typed.py", TYPED)
+    got = figures(cli("params", f"{path}:build:width=6,act=gelu,bias=false,scale=2", "--format", "json"))
+    assert got["params"] == 3 * 6  # Linear 3 -> 6 without bias
+    refused(cli("params", f"{path}:build:act=tanh"), "expected one of relu, gelu")
+    refused(cli("params", f"{path}:build:width=2.5"), "expected an integer")
+    refused(cli("params", f"{path}:build:bias=maybe"), "expected true or false")
+
+
 LSTM = """
     import torch
     from torch import nn

@@ -103,12 +103,21 @@ def _callable_of(obj, name: str):
     if inspect.isclass(obj):
         if not issubclass(obj, nn.Module):
             raise UserError(f"{name}: {obj.__name__} is a class but not a torch.nn.Module")
-        return obj, list(inspect.signature(obj.__init__).parameters.values())[1:]
+        return obj, _parameters(obj.__init__)[1:]
     if isinstance(obj, nn.Module):
         raise UserError(f"{name}: is a module instance; name its class or a factory that builds it")
     if not callable(obj):
         raise UserError(f"{name}: is a {type(obj).__name__}, not an nn.Module subclass or a factory")
-    return obj, list(inspect.signature(obj).parameters.values())
+    return obj, _parameters(obj)
+
+
+def _parameters(function) -> list:
+    """The signature's parameters, string annotations (``from __future__ import annotations``) evaluated."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an annotation names something the module does not define: keep the strings
+        hints = {}
+    return [p.replace(annotation=hints.get(p.name, p.annotation)) for p in inspect.signature(function).parameters.values()]
 
 
 def _options_of(parameters) -> tuple[dict[str, tuple[Any, Any]], bool]:
