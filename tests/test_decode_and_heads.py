@@ -182,6 +182,15 @@ def test_mixtral_counts_the_top_k_experts_of_each_token(cli, device):
     assert ("uniform routing" in routing) if device == "meta" else ("router chose" in routing)
 
 
+@pytest.mark.parametrize("device", ("meta", "cpu"))
+def test_mixtral_decode_counts_one_token_through_its_top_k_experts(cli, device):
+    """The cache's prefill runs the experts the way the count does (on meta: the batched path, uniform top-k)."""
+    t = 16
+    macs = flops(cli, MIXTRAL, "--seq", str(t), "--phase", "decode", "--device", device)["macs"]
+    attention = 2 * D * D + 2 * D * 2 * HEAD_DIM + scores(t + 1)
+    assert macs["value"] == LAYERS * (attention + D * EXPERTS + TOP_K * 3 * D * FF)
+
+
 def test_mixtral_params_and_params_active(cli):
     result = figures(cli("params", MIXTRAL, "--format", "json"))
     kv_width = 2 * HEAD_DIM

@@ -480,7 +480,7 @@ def _attention_products(name: str, args: tuple, in_attention_module: bool) -> in
 
 
 @contextmanager
-def _meta_routing(module, device: str):
+def meta_routing(module, device: str):
     """On the meta device, run transformers' mixture-of-experts layers with the batched_mm path: the default
     grouped_mm fails there on a dtype check and the eager loop on ``nonzero``; batched_mm sends each token
     to its top-k experts, the routing assumed where it cannot be read. Yields whether the model has experts."""
@@ -568,7 +568,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     # interceptor runs only where it is needed, to read masks (causal) and on meta (one fused op, as on cpu).
     needs_interceptor = attention_count == "causal" or built.device == "meta"
     interceptor = _sdpa_interceptor(calls, attention_module) if needs_interceptor else nullcontext()
-    with _meta_routing(module, built.device) as has_experts, interceptor, Ledger(), counter:
+    with meta_routing(module, built.device) as has_experts, interceptor, Ledger(), counter:
         if backward:
             output = module(*args, **kwargs)
             _first_tensor(output).float().sum().backward()

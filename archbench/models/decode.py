@@ -44,9 +44,11 @@ def _hf_step(subject: Subject, model, cached: int):
     if getattr(model.config, "is_encoder_decoder", False):
         raise UserError(f"{subject.label}: --phase decode is built for decoder-only models; an encoder-decoder's "
                         "decode step is not supported yet")
+    from archbench.measure.flops import meta_routing
+
     args, kwargs = subject.example_inputs()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), meta_routing(model, subject.device):  # MoE experts on meta: as they are counted
             output = model(*args, **kwargs, use_cache=True)
     except Exception as exc:
         raise UserError(f"{subject.label}: its prefill of {cached} tokens failed: {type(exc).__name__}: {exc}") \
