@@ -454,3 +454,12 @@ def test_list_other_sources_fast(cli, pattern, expected, prefix):
     assert result.exit_code == 0, result.output
     names = {row["name"] for row in json.loads(result.stdout)}
     assert expected <= names and all(n.startswith(prefix) for n in names)
+
+
+def test_list_timm_without_wildcards_matches_names_containing_it(cli):
+    import timm
+
+    result = cli("list", "timm:convnext_tin", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert {row["name"] for row in json.loads(result.stdout)} == \
+        {f"timm:{name}" for name in timm.list_models("*convnext_tin*")} >= {"timm:convnext_tiny"}

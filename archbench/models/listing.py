@@ -19,7 +19,7 @@ def listing(pattern: str | None) -> list[dict[str, str]]:
 
         return [_row(f"timm:{name}", family_of(name), "timm", "image " + "x".join(map(str, default_input_size(name))),
                      f"timm.create_model({name!r}, pretrained=False)")
-                for name in names(pattern[5:] or "*")]
+                for name in _matching(names(), pattern[5:])]
     from archbench.models.registry import list_models
 
     return [_row(e.name, e.family, e.source, e.default_input(e.resolve_options({})).describe(), e.description)
@@ -27,6 +27,7 @@ def listing(pattern: str | None) -> list[dict[str, str]]:
 
 
 def _matching(names: list[str], pattern: str) -> list[str]:
+    """The names matching a glob; a pattern without wildcards matches names containing it (as the registry does)."""
     if not pattern:
         return names
     if not any(ch in pattern for ch in "*?["):

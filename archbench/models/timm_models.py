@@ -54,8 +54,8 @@ def default_input_size(name: str) -> tuple[int, int, int]:
     return tuple(size) if size else (3, 224, 224)
 
 
-def names(pattern: str = "*") -> list[str]:
-    """timm's model names matching the glob ``pattern``."""
+def names() -> list[str]:
+    """Every model name timm knows."""
     import timm
 
-    return timm.list_models(pattern or "*")
+    return timm.list_models()
