@@ -70,6 +70,14 @@ def test_gpt2_decode_batch_3_is_three_tokens(cli):
     assert macs["point"] == {"batch": 3, "seq": 16, "phase": "decode"}
 
 
+def test_decode_on_the_cpu_goes_to_the_dispatch_engine_without_a_failed_trace(cli):
+    macs = flops(cli, GPT2, "--phase", "decode", "--seq", "16", "--device", "cpu")["macs"]
+    assert macs["value"] == gpt2_decode_macs(LAYERS, D, 16)
+    assert macs["details"]["engine"] == "dispatch" and macs["warnings"] == []
+    result = cli("flops", GPT2, "--phase", "decode", "--seq", "16", "--device", "cpu", "--engine", "fvcore")
+    assert result.exit_code == 2 and "decode step" in result.stderr
+
+
 def test_named_gpt2_decodes_too(cli):
     macs = flops(cli, "gpt2:n_layer=2", "--phase", "decode", "--seq", "16")["macs"]
     assert macs["value"] == gpt2_decode_macs(2, 768, 16) == 14_208_000

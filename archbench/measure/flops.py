@@ -192,9 +192,13 @@ def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
         raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if attention_count not in ATTENTION_COUNTS:
         raise UserError(f"unknown --attention-count {attention_count!r}; expected one of {', '.join(ATTENTION_COUNTS)}")
+    from archbench.models.decode import DecodeStep
+
     _, kwargs = built.example_inputs(device="meta")
     why_not_fvcore = (
         "--backward needs the dispatch engine" if backward
+        else "a Hugging Face decode step passes its cache object, which jit tracing cannot"
+        if isinstance(built.module, DecodeStep)
         else "--attention-count causal reads each attention call's mask, which needs the dispatch engine"
         if attention_count == "causal"
         else "the meta device cannot be traced by jit" if built.device == "meta"
