@@ -115,6 +115,7 @@ def test_llama_causal_keeps_t_t_plus_1_over_2_pairs_per_head(cli):
     assert "full L×S" in full["macs"]["details"]["attention"]
     assert causal["macs"]["details"]["attention_count"] == "causal"
     assert causal["macs"]["details"]["attention_calls"] == {"causal (is_causal)": LAYERS}
+    assert [f["attention_share"]["details"]["attention_count"] for f in (full, causal)] == ["full", "causal"]
 
 
 @pytest.mark.parametrize("device", ("meta", "cpu"))

@@ -273,6 +273,7 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
 
         records.append(Record(built.spec, "attention_share", attention_share(count), unit_of("attention_share"), point,
                               details={"attention_macs": count.attention_macs, "macs": count.macs,
+                                       "attention_count": attention_count,
                                        "what": "MACs of attention's score and value products (QK^T, AV) / macs"}))
     if by == "module":
         for name, macs in count.by_module.items():
