@@ -17,6 +17,10 @@ def run_command(
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run document to write (.json); "
                                                "default results/<suite>[-shard-I-of-N].json.")] = None,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Only shard I of N (e.g. 2/4).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="local (this process) or ray (Ray tasks; "
+                                          "needs archbench's ray extra).")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to run on (e.g. ray://head:10001); "
+                                                   "default: a local cluster started for the run.")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Run a suite's cases; every finished record is journalled at once (Ctrl-C keeps them).
@@ -24,14 +28,16 @@ def run_command(
     The whole suite is validated first: a mistake exits 2 naming the file, line and key.
     A case that fails is a row with its error; the run goes on. --out is replaced only when
     the run finishes; until then the records are in OUT.partial.jsonl, which a stopped run keeps.
+    With --executor ray the cases run as Ray tasks and each record names the machine it ran on.
     """
     from pathlib import Path
 
     from archbench.errors import UserError
+    from archbench.executors import open_executor
     from archbench.report.render import check_format, emit
     from archbench.results.atomic import safe_file_name
     from archbench.results.record import RunWriter
-    from archbench.runner import new_run_document, run_cases
+    from archbench.runner import new_run_document
     from archbench.suite import load_suite, parse_shard
 
     check_format(fmt)
@@ -43,13 +49,14 @@ def run_command(
     if not out:
         shard_tag = f"-shard-{shard_of[0]}-of-{shard_of[1]}" if shard_of else ""
         out = f"results/{safe_file_name(spec.name, 'suite')}{shard_tag}.json"  # `name: ../x` stays in results/
-    writer = RunWriter(new_run_document(spec, cases, shard_of), out)
-    try:
-        _with_progress(lambda progress: run_cases(cases, writer, progress))
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: {len(writer.document.records)} finished records kept in {writer.journal_path}; "
-                   f"{out} is unchanged", err=True)
-        raise
+    with open_executor(executor, address) as run_cases:
+        writer = RunWriter(new_run_document(spec, cases, shard_of), out)
+        try:
+            _with_progress(lambda progress: run_cases(cases, writer, spec.defaults, progress))
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted: {len(writer.document.records)} finished records kept in "
+                       f"{writer.journal_path}; {out} is unchanged", err=True)
+            raise
     title = f"suite {spec.name}" + (f", shard {shard}" if shard else "") + f": {len(cases)} of {len(spec.cases)} cases"
     emit(writer.document, fmt, None, title)
     failed = sum(1 for r in writer.document.records if r.error)

@@ -43,7 +43,7 @@ def collect_env(device: str = "cpu", **extra: Any) -> dict[str, Any]:
         "fvcore": _version("fvcore"),
         "platform": platform.platform(),
         "cpu": cpu_name(),
-        "cpu_count": _cpu_count(),
+        "cpu_count": cpu_count(),
         "threads": torch.get_num_threads(),
         "device": device,
         "cuda": torch.version.cuda,
@@ -71,7 +71,8 @@ def env_id(env: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fingerprint(env), default=str).encode()).hexdigest()[:12]
 
 
-def _cpu_count() -> int | None:
+def cpu_count() -> int | None:
+    """The CPUs this process may run on (its affinity where the OS has one)."""
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

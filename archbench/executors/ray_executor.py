@@ -1,0 +1,174 @@
+"""Run a suite's cases as Ray tasks, on an existing cluster or on a local one started for the run.
+
+Each task runs :func:`archbench.runner.run_case` (the code of a local run) into a collecting
+writer and returns its records and the environment of the machine it ran on; the driver writes
+them through the run's writer as they arrive, each record naming that machine.
+
+Resources are whole devices for what is timed: a case with latency or memory gets one GPU
+(``num_gpus=1``) on CUDA, or every CPU of a node on the CPU (as many as the largest node has);
+a counting case (params, flops) takes one CPU, and its torch uses one thread. A task whose
+worker dies (killed, out of memory, its node lost) is retried once; a second loss is an error
+row for each of its metrics. The case's own exceptions are not retried: ``run_case`` already
+turns them into rows. Ctrl-C cancels the running tasks and keeps every finished record.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from archbench.errors import UserError
+from archbench.results.record import Record, RunWriter
+from archbench.suite import Case, Settings
+
+INSTALL_HINT = "pip install 'archbench[ray]'"
+TIMED = frozenset({"latency", "memory"})
+"""Suite metrics that need a whole device to themselves."""
+WAIT_S = 0.5
+"""How long the driver waits for a result before looking again (and letting Ctrl-C in)."""
+
+
+def import_ray():
+    """The ``ray`` module, or UserError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+@contextmanager
+def ray_cluster(address: str | None) -> Iterator["RayCluster"]:
+    """Connected to the cluster at ``address`` (else a local cluster on this machine's CPUs) for the block."""
+    import logging
+
+    from archbench.results.env import cpu_count
+
+    ray = import_ray()
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+    if address:
+        target = address
+    else:  # a cluster of this machine alone, never one that RAY_ADDRESS may name
+        target = "local"
+        options["num_cpus"] = cpu_count()
+    try:
+        ray.init(address=target, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        from archbench.errors import describe_error
+
+        raise UserError(f"cannot start or reach the Ray cluster at {target}: {describe_error(exc)}") from None
+    try:
+        yield RayCluster(ray)
+    finally:
+        ray.shutdown()
+
+
+class RayCluster:
+    """A connected Ray cluster that runs suite cases."""
+
+    def __init__(self, ray):
+        self.ray = ray
+
+    def run_cases(self, cases: tuple[Case, ...], writer: RunWriter, defaults: Settings,
+                  progress: Callable[[int, int, str], None] | None = None) -> None:
+        """Run ``cases`` as tasks, writing records as they arrive; then order them as the suite and finish.
+
+        On Ctrl-C (or any exception) the running tasks are cancelled, the writer aborts (its
+        journal kept) and the exception propagates.
+        """
+        ray = self.ray
+        with writer:
+            pending = self._submit(cases, writer, defaults)
+            try:
+                while pending:
+                    if progress:
+                        progress(len(cases) - len(pending), len(cases), f"{len(pending)} cases on Ray")
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                    for ref in ready:
+                        writer.add(*self._collect(ref, pending.pop(ref), writer))
+            except BaseException:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise
+        order = {case.id: i for i, case in enumerate(cases)}
+        writer.document.records.sort(key=lambda record: order.get(record.case, len(order)))
+        writer.document.meta["complete"] = True
+        writer.finish()
+        if progress:
+            progress(len(cases), len(cases), "done")
+
+    def _submit(self, cases: tuple[Case, ...], writer: RunWriter, defaults: Settings) -> dict:
+        """Start a task per case; a case no node can take (a GPU on a cluster without one) is error rows at once."""
+        ray = self.ray
+        node_cpus = max(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"])
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(measure_case)
+        pending = {}
+        for case in cases:
+            resources = case_resources(case, node_cpus)
+            if resources.get("num_gpus", 0) > gpus:
+                writer.add(*lost_case_records(case, "the Ray cluster has no GPU for this CUDA case"))
+                continue
+            ref = task.options(**resources, max_retries=1, retry_exceptions=False).remote(
+                case, defaults, resources["num_cpus"])
+            pending[ref] = case
+        return pending
+
+    def _collect(self, ref, case: Case, writer: RunWriter) -> list[Record]:
+        """A finished task's records, each naming its machine; or error rows when its worker was lost."""
+        try:
+            records, env = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            return lost_case_records(case, exc)
+        machine = writer.add_env(env)
+        for record in records:
+            record.env = machine
+        return records
+
+
+def case_resources(case: Case, node_cpus: int) -> dict[str, int]:
+    """Ray resources for ``case``: a whole GPU or every CPU of a node when it is timed, else one CPU."""
+    if not TIMED & set(case.metrics):
+        return {"num_cpus": 1}
+    if case.settings.device.startswith("cuda"):
+        return {"num_cpus": 1, "num_gpus": 1}
+    return {"num_cpus": node_cpus}
+
+
+def measure_case(case: Case, defaults: Settings, cpus: int) -> tuple[list[Record], dict[str, Any]]:
+    """The Ray task: ``case`` measured by :func:`archbench.runner.run_case` with ``cpus`` threads; records and env."""
+    import torch
+
+    from archbench.results.env import env_id
+    from archbench.results.record import RunDocument
+    from archbench.runner import machine_env, run_case
+
+    torch.set_num_threads(cpus)
+    env = machine_env(defaults)
+    collected = RunWriter(RunDocument(env=env))
+    run_case(case, collected, env_id(env))
+    return collected.document.records, env
+
+
+def lost_case_records(case: Case, cause: BaseException | str) -> list[Record]:
+    """One error row per metric of a case that never came back (its worker or node lost, or no node could run it)."""
+    from archbench.measure.run import failure_record
+    from archbench.runner import case_recipe
+
+    error = cause if isinstance(cause, str) else _describe_lost(cause)
+    records = []
+    for metric in case.metrics:
+        record = failure_record(case_recipe(case), metric, error)
+        record.point, record.case = dict(case.point), case.id
+        records.append(record)
+    return records
+
+
+def _describe_lost(exc: BaseException) -> str:
+    """One line for a task that failed in Ray: the underlying cause of a task error, else Ray's error type."""
+    from archbench.errors import describe_error
+
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return describe_error(cause)
+    return f"the Ray worker was lost (retried once): {describe_error(exc)}"
