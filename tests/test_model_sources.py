@@ -397,6 +397,17 @@ def test_bad_hf_models_exit_2_with_one_line(cli, tmp_path):
     (tmp_path / "typeless.json").write_text('{"hidden_size": 64}')
     refused(cli("params", f"hf:{tmp_path}/typeless.json"), 'needs a "model_type" string')
     refused(cli("params", f"hf:{tmp_path}/absent.json"), "no such configuration file")
+    (tmp_path / "unknown.json").write_text('{"model_type": "not_a_model_type"}')
+    refused(cli("params", f"hf:{tmp_path}/unknown.json"), "unknown model_type 'not_a_model_type'")
+    (tmp_path / "latin1.json").write_bytes(b'\xff\xfe{}')
+    refused(cli("params", f"hf:{tmp_path}/latin1.json"), "not UTF-8")
+
+
+def test_layer_count_in_a_config_file_is_bounded_before_building(cli, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 100_000_000}))
+    start = time.perf_counter()
+    refused(cli("params", f"hf:{tmp_path}/config.json"), "more than 10,000 layers")
+    assert time.perf_counter() - start < 20  # it used to build for 60 s before being stopped
 
 
 # ----------------------------------------------------------------- timm: against published counts

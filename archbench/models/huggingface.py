@@ -164,6 +164,9 @@ def _config_from_file(path: Path, **overrides):
     if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
         raise UserError(f"{file}: a Hugging Face config.json needs a \"model_type\" string")
     model_type = data.pop("model_type")
+    from archbench.models.build import _check_layer_counts
+
+    _check_layer_counts(str(file), data)  # bounded like the same values given as options
     if model_type not in model_types():
         raise UserError(f"{file}: unknown model_type {model_type!r} for this transformers version")
     try:
