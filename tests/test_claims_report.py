@@ -82,7 +82,7 @@ def test_every_claim_has_a_title_and_a_finding_on_its_own_figures():
     import yaml
 
     entries = yaml.safe_load(DEFAULT_PATH.read_text())["claims"]
-    assert len(entries) == 29
+    assert len([e for e in entries if e["source"] != "archbench"]) == 29
     for entry in entries:
         assert entry.get("title") and len(entry["title"]) <= 22, entry["id"]
         assert placeholders(entry["finding"]), entry["id"]
