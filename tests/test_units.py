@@ -1,0 +1,40 @@
+"""One unit spelling everywhere: every record a measurer writes carries the unit of archbench/metrics.py."""
+
+import pytest
+
+from archbench.measure.run import Settings, measure
+from archbench.measure.scaling import run_sweep
+from archbench.metrics import AXIS_UNITS, UNITS, is_known, unit_of
+from archbench.models.subject import Recipe
+
+TINY_GPT2 = "hf:gpt2:n_layer=1,n_embd=32,n_head=2,vocab_size=64"
+
+
+def check_units(records):
+    assert records
+    for r in records:
+        if r.metric.endswith("_crossover"):
+            assert r.unit in AXIS_UNITS.values(), (r.metric, r.unit)
+        elif is_known(r.metric):
+            assert r.unit == unit_of(r.metric), (r.model, r.metric, r.unit)
+        else:
+            assert r.unit in UNITS, (r.model, r.metric, r.unit)
+
+
+@pytest.mark.parametrize("recipe", [Recipe("lenet5"), Recipe(TINY_GPT2, seq=16), Recipe(TINY_GPT2, seq=16, phase="decode"),
+                                    Recipe("lstm:input=8,hidden=8", seq=8)])
+def test_every_group_writes_the_table_units(recipe):
+    check_units(measure(recipe, ["params", "flops", "latency"], Settings(min_time=0.02, peak=False)))
+
+
+def test_memory_writes_the_table_units():  # a fresh process per case: one case, with the decode's KV cache
+    check_units(measure(Recipe(TINY_GPT2, seq=16, phase="decode"), ["memory"], Settings()))
+
+
+def test_sweep_summaries_write_the_table_units():
+    check_units(run_sweep(["transformer:layers=1,d_model=64,heads=2", "lstm:input=64,hidden=64"], [16, 32, 64],
+                          ["flops"]))
+
+
+def test_failure_rows_write_the_table_units():
+    check_units(measure(Recipe("mlp", input_shape=(2, 28, 28)), ["flops", "latency"], Settings(min_time=0.02)))
