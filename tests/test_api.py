@@ -121,7 +121,8 @@ def test_measure_memory_of_a_spec_and_of_an_importable_factory(tmp_path, monkeyp
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))  # the fresh process imports it too
     from abtest_api_models.nets import build
 
-    for model, label in [(f"{package}/nets.py:build", f"{package}/nets.py:build"), (build, "abtest_api_models.nets:build")]:
+    spec = f"{package}/nets.py:build"
+    for model, label in [(spec, spec), (build, "abtest_api_models.nets:build")]:
         records = {r.metric: r for r in archbench.measure_memory(model, input_shape=(3, 32, 32))}
         assert records["peak_memory_bytes"].error is None and records["peak_memory_bytes"].value >= 0
         assert records["weights_bytes"].value == 4 * NETS_PARAMS  # float32

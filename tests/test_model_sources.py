@@ -64,7 +64,7 @@ NET = """
 
 
 def conv_net_macs(width: int, side: int = 32, channels: int = 3, classes: int = 10) -> int:
-    """Each output pixel of the conv takes channels·3·3 MACs per output channel; the linear layer width·side²·classes."""
+    """Conv: channels·3·3 MACs per output pixel and channel; the linear layer width·side²·classes."""
     return width * side * side * channels * 9 + width * side * side * classes
 
 
@@ -105,7 +105,8 @@ TYPED = """
 
     def build(width: int = 4, act: Literal["relu", "gelu"] = "relu", bias: bool = True, scale: float = 1.0):
         assert isinstance(width, int) and isinstance(bias, bool) and isinstance(scale, float)
-        return nn.Sequential(nn.Linear(3, width, bias=bias), nn.ReLU() if act == "relu" else nn.GELU()), torch.randn(1, 3)
+        layer = nn.Linear(3, width, bias=bias)
+        return nn.Sequential(layer, nn.ReLU() if act == "relu" else nn.GELU()), torch.randn(1, 3)
 """
 
 
@@ -259,13 +260,13 @@ def options(config: dict) -> str:
 
 
 def llama_macs(t: int, d: int, layers: int, heads: int, kv_heads: int, ff: int, **_) -> int:
-    """Per layer: Q and O d×d, K and V d×(d·kv/heads), SwiGLU 3·d·ff, per token; scores and values 2·T²·d in full."""
+    """Per layer: Q and O d×d, K and V d×(d·kv/heads), SwiGLU 3·d·ff per token; scores and values 2·T²·d."""
     kv = d * kv_heads // heads
     return layers * (t * (2 * d * d + 2 * d * kv + 3 * d * ff) + 2 * t * t * d)
 
 
 def llama_params(d: int, layers: int, heads: int, kv_heads: int, ff: int, vocab: int, **_) -> int:
-    """Token embedding, per layer the four projections (no biases), the SwiGLU MLP and two RMSNorm weights, final norm."""
+    """Token embedding; per layer 4 projections (no biases), the SwiGLU MLP, 2 RMSNorm weights; final norm."""
     kv = d * kv_heads // heads
     return vocab * d + layers * (2 * d * d + 2 * d * kv + 3 * d * ff + 2 * d) + d
 

@@ -117,7 +117,8 @@ def _parameters(function) -> list:
         hints = typing.get_type_hints(function)
     except Exception:  # an annotation names something the module does not define: keep the strings
         hints = {}
-    return [p.replace(annotation=hints.get(p.name, p.annotation)) for p in inspect.signature(function).parameters.values()]
+    parameters = inspect.signature(function).parameters.values()
+    return [p.replace(annotation=hints.get(p.name, p.annotation)) for p in parameters]
 
 
 def _options_of(parameters) -> tuple[dict[str, tuple[Any, Any]], bool]:

@@ -37,7 +37,7 @@ def family_of(name: str) -> str:
 
 
 def input_size(name: str, options: dict) -> tuple[int, int, int]:
-    """(C, H, W) the model is built for: its pretrained configuration's, or its ``in_chans`` and ``img_size`` options."""
+    """(C, H, W) the model is built for: its pretrained configuration's, or its ``in_chans``/``img_size`` options."""
     channels, height, width = default_input_size(name)
     typed = {key: literal(str(options[key])) for key in ("in_chans", "img_size") if key in options}
     if isinstance(typed.get("img_size"), int):
