@@ -369,11 +369,21 @@ def test_hf_resnet_is_torchvision_resnet50_without_its_head():
     assert macs == 4_089_184_256 - fc_macs
 
 
-@pytest.mark.xfail(strict=True, reason="transformers' ViT forward raises ValueError for an image size its "
-                   "configuration was not built for: an internal error, exit 1, where one line saying to set "
-                   "image_size is due")
-def test_hf_vision_model_at_another_input_size_is_one_line(cli):
-    refused(cli("flops", "hf:vit:num_hidden_layers=1", "--input", "3x64x64"), "image_size")
+@pytest.mark.xfail(strict=True, reason="a ViT's forward refuses an image size its configuration was not built for "
+                   "(transformers: ValueError, timm: AssertionError): an internal error, exit 1, where one line (or "
+                   "the size option set from --input) is due")
+@pytest.mark.parametrize("spec, head_macs", [
+    ("hf:vit:num_hidden_layers=1", 768 * 768),  # the pooler: d×d on the class token
+    ("timm:vit_base_patch16_224:depth=1", 768 * 1000),  # the classifier on the class token
+])
+def test_vision_transformer_at_another_input_size(cli, spec, head_macs):
+    result = cli("flops", spec, "--input", "3x64x64", "--format", "json")
+    if result.exit_code != 0:
+        refused(result, "64")
+        return
+    d, ff, t, patches = 768, 3072, 17, 16  # ViT-B/16 at 64x64: 16 patches and the class token, one block
+    assert figures(result)["macs"] == \
+        patches * (3 * 16 * 16) * d + t * (4 * d * d + 2 * d * ff) + 2 * t * t * d + head_macs
 
 
 @pytest.mark.parametrize("where", ["file", "folder"])
