@@ -145,6 +145,17 @@ def parse_range(text: str, points: int = 8) -> list[int]:
     return sorted({number(p) for p in items})
 
 
+def matching(names: list[str], pattern: str | None) -> list[str]:
+    """The names matching the glob ``pattern``; a pattern without wildcards matches names containing it."""
+    import fnmatch
+
+    if not pattern:
+        return list(names)
+    if not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"
+    return [n for n in names if fnmatch.fnmatch(n, pattern)]
+
+
 def suggest(name: str, candidates: list[str], n: int = 3) -> str:
     """A ``did you mean`` tail for an unknown name, or an empty string."""
     close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.6)

@@ -369,9 +369,6 @@ def test_hf_resnet_is_torchvision_resnet50_without_its_head():
     assert macs == 4_089_184_256 - fc_macs
 
 
-@pytest.mark.xfail(strict=True, reason="a ViT's forward refuses an image size its configuration was not built for "
-                   "(transformers: ValueError, timm: AssertionError): an internal error, exit 1, where one line (or "
-                   "the size option set from --input) is due")
 @pytest.mark.parametrize("spec, head_macs", [
     ("hf:vit:num_hidden_layers=1", 768 * 768),  # the pooler: d×d on the class token
     ("timm:vit_base_patch16_224:depth=1", 768 * 1000),  # the classifier on the class token

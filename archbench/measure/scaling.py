@@ -121,26 +121,11 @@ def _point(label: str, default, axis: str, value: int, template: Recipe) -> Swee
     if default.kind != "image":
         raise UserError(f"{label} takes {default.describe()}: --sweep resolution applies to image models")
     shape = (default.shape[0], value, value)
-    return SweepPoint(label, axis, value, recipe.with_(spec=_at_image_size(label, value), input_shape=shape))
-
-
-def _at_image_size(label: str, size: int) -> str:
-    """The spec rebuilt for ``size`` when the model's input follows an ``image_size`` option (ViTs), else ``label``.
-
-    A CNN takes any resolution as it is; a ViT's position table is sized for its patches.
-    """
-    from archbench.models import default_input
+    from archbench.models.build import sized_for_image
     from archbench.spec import parse_model_spec
 
-    spec = parse_model_spec(label)
-    if "image_size" in spec.options:
-        return label
-    candidate = str(spec.with_options(image_size=str(size)))
-    try:
-        shape = default_input(candidate).shape
-    except UserError:
-        return label
-    return candidate if shape[1:] == (size, size) else label
+    sized = str(sized_for_image(parse_model_spec(label), shape))
+    return SweepPoint(label, axis, value, recipe.with_(spec=sized, input_shape=shape))
 
 
 def run_sweep(

@@ -66,6 +66,7 @@ def build_model(
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
     recipe = Recipe(str(spec), batch, seq, tuple(input_shape) if input_shape else None, dtype, train, phase, head)
+    label, sized = str(spec), sized_for_image(spec, input_shape)
     if batch is not None and (not isinstance(batch, int) or batch < 1):
         raise UserError(f"--batch must be a positive integer, got {batch}")
     if phase not in PHASES:
@@ -75,24 +76,27 @@ def build_model(
     if device != "meta":
         check_fits(build_model(spec, device="meta", batch=batch, input_shape=input_shape, seq=seq, dtype=dtype,
                                train=train, phase=phase, head=head), device)
-    entry, options = resolve(spec)
+    entry, options = resolve(sized)
     if head:
         if entry.source != "huggingface":
             raise UserError(f"{spec}: --head builds a Hugging Face model with its task head; {entry.name} is "
                             f"from {entry.source}")
         options = {**options, "_head": True}
-    _check_layer_counts(str(spec), options)
+    check_layer_counts(label, options)
     input_spec = _input_for(entry, options, input_shape, seq)
     warnings = _fit_positions(entry, options, input_spec)
-    with _time_limit(BUILD_TIME_LIMIT_S, str(spec)):
+    if sized is not spec:
+        warnings.append(f"built for its {format_shape(input_shape)} input: {sized} (a vision transformer's position "
+                        "table follows its image size)")
+    with _time_limit(BUILD_TIME_LIMIT_S, label):
         built = _construct(entry, options, device)
     module, fixed = built if isinstance(built, tuple) else (built, None)
-    input_spec, fixed = _inputs_of(entry, str(spec), module, input_spec, fixed)
+    input_spec, fixed = _inputs_of(entry, label, module, input_spec, fixed)
     warnings = [_position_warning(w, module, input_spec) for w in warnings]
     if dtype != "float32":
         module = module.to(torch_dtype(dtype))
     module.train(train)
-    subject = Subject(str(spec), module, batch or 1, device, dtype, input=input_spec, fixed_inputs=fixed, recipe=recipe,
+    subject = Subject(label, module, batch or 1, device, dtype, input=input_spec, fixed_inputs=fixed, recipe=recipe,
                       family=entry.family, source=entry.source, name=entry.name, options=options, warnings=warnings)
     if fixed is not None:
         subject.fixed_inputs = _rebatched(fixed, batch)
@@ -102,6 +106,34 @@ def build_model(
 
         prepare_decode(subject)
     return subject
+
+
+IMAGE_SIZE_OPTIONS = ("image_size", "img_size")
+"""Options that size a vision transformer's position table: torchvision's and Hugging Face's, timm's."""
+
+
+def sized_for_image(spec: ModelSpec, input_shape: tuple[int, ...] | None) -> ModelSpec:
+    """``spec`` with its image-size option set for a square ``input_shape`` (C, S, S) when the model's input follows
+    that option (a vision transformer), else ``spec`` itself: a CNN takes any resolution as it is."""
+    if not input_shape or len(input_shape) != 3 or input_shape[1] != input_shape[2]:
+        return spec
+    if any(key in spec.options for key in IMAGE_SIZE_OPTIONS):
+        return spec
+    try:
+        entry, options = resolve(spec)
+        current = entry.default_input(options)
+    except UserError:
+        return spec
+    if entry.family != "vit" or current is None or current.shape == tuple(input_shape):
+        return spec
+    for key in IMAGE_SIZE_OPTIONS:
+        candidate = spec.with_options(**{key: str(input_shape[1])})
+        try:
+            if default_input(candidate).shape == tuple(input_shape):
+                return candidate
+        except (UserError, TypeError, ValueError):
+            continue
+    return spec
 
 
 def default_input(spec: str | ModelSpec) -> InputSpec | None:
@@ -134,7 +166,7 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:,.2f} GiB"
 
 
-def _check_layer_counts(label: str, options: dict) -> None:
+def check_layer_counts(label: str, options: dict) -> None:  # also read by huggingface.py for a config.json
     """Refuse a layer-count option above :data:`MAX_LAYERS` before anything is built (typed or still text)."""
     for key, value in options.items():
         counts = value if isinstance(value, (tuple, list)) else [value]

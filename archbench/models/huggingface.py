@@ -164,9 +164,9 @@ def _config_from_file(path: Path, **overrides):
     if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
         raise UserError(f"{file}: a Hugging Face config.json needs a \"model_type\" string")
     model_type = data.pop("model_type")
-    from archbench.models.build import _check_layer_counts
+    from archbench.models.build import check_layer_counts
 
-    _check_layer_counts(str(file), data)  # bounded like the same values given as options
+    check_layer_counts(str(file), data)  # bounded like the same values given as options
     if model_type not in model_types():
         raise UserError(f"{file}: unknown model_type {model_type!r} for this transformers version")
     try:
@@ -191,10 +191,13 @@ def _entry(label: str, factory: Callable[..., Any], description: str, family: st
 
 
 def family_of(config) -> str:
-    """``ssm`` for state-space models, ``vit`` for image transformers, ``transformer`` otherwise."""
+    """``ssm`` for state-space models, ``vit`` for image transformers (patches), ``cnn`` for other image models,
+    ``transformer`` otherwise."""
     if "mamba" in config.model_type or "rwkv" in config.model_type:
         return "ssm"
-    return "vit" if main_input_name(config) == "pixel_values" else "transformer"
+    if main_input_name(config) != "pixel_values":
+        return "transformer"
+    return "vit" if getattr(config, "patch_size", None) else "cnn"
 
 
 def build_from_config(config, label: str, overrides: dict):

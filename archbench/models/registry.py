@@ -8,7 +8,6 @@ typed keyword arguments of the builder: ``int``, ``float``, ``bool``, ``str``, a
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
 import typing
 from dataclasses import dataclass, field
@@ -96,12 +95,10 @@ def all_entries() -> list[ModelEntry]:
 
 def list_models(pattern: str | None = None) -> list[ModelEntry]:
     """Entries whose name matches the glob ``pattern`` (a bare word matches as a substring)."""
-    entries = all_entries()
-    if not pattern:
-        return entries
-    if not any(ch in pattern for ch in "*?["):
-        pattern = f"*{pattern}*"
-    return [e for e in entries if fnmatch.fnmatch(e.name, pattern)]
+    from archbench.spec import matching
+
+    entries = {e.name: e for e in all_entries()}
+    return [entries[name] for name in matching(list(entries), pattern)]
 
 
 def get_entry(name: str) -> ModelEntry:
