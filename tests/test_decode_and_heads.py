@@ -78,8 +78,6 @@ def test_decode_on_the_cpu_goes_to_the_dispatch_engine_without_a_failed_trace(cl
     assert result.exit_code == 2 and "decode step" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="build.py's _fit_positions extends a learned position table to --seq, but a "
-                   "decode step's new token sits at position seq: it needs seq + 1 positions (lead's file)")
 def test_decode_at_the_position_limit_runs_on_a_real_device(cli):
     macs = flops(cli, f"{GPT2},n_positions=16", "--phase", "decode", "--seq", "16", "--device", "cpu")["macs"]
     assert macs["value"] == gpt2_decode_macs(LAYERS, D, 16)

@@ -118,7 +118,7 @@ def _print(document, outcomes, fmt: str, table: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = Console(emoji=False)
     if table:
         from dataclasses import replace
 

@@ -44,7 +44,7 @@ def list_command(
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*row.values())
-        Console().print(table)
+        Console(emoji=False).print(table)
     if not rows:
         typer.echo(f"no model matches {pattern!r}", err=True)
     elif not pattern:

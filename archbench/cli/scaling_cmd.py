@@ -171,7 +171,7 @@ def _print_tables(records, axis: str, title: str) -> None:
     from archbench.measure.scaling import FITTED_METRICS, axis_value
     from archbench.report.render import all_warnings, format_value
 
-    console = Console()
+    console = Console(emoji=False)
     if not console.is_terminal:
         console.width = max(console.width, 220)
     models = list(dict.fromkeys(r.model for r in records if " vs " not in r.model))

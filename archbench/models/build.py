@@ -84,7 +84,8 @@ def build_model(
         options = {**options, "_head": True}
     check_layer_counts(label, options)
     input_spec = _input_for(entry, options, input_shape, seq)
-    warnings = _fit_positions(entry, options, input_spec)
+    extended = _fit_positions(entry, options, input_spec, phase)
+    warnings: list[str] = []
     if sized is not spec:
         warnings.append(f"built for its {format_shape(input_shape)} input: {sized} (a vision transformer's position "
                         "table follows its image size)")
@@ -92,7 +93,8 @@ def build_model(
         built = _construct(entry, options, device)
     module, fixed = built if isinstance(built, tuple) else (built, None)
     input_spec, fixed = _inputs_of(entry, label, module, input_spec, fixed)
-    warnings = [_position_warning(w, module, input_spec) for w in warnings]
+    if extended:
+        warnings.insert(0, _position_warning(entry, input_spec, extended, module))
     if dtype != "float32":
         module = module.to(torch_dtype(dtype))
     module.train(train)
@@ -226,28 +228,32 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def _fit_positions(entry: ModelEntry, options: dict, input_spec: InputSpec | None) -> list[str]:
-    """Extend a position table shorter than the requested sequence (a warning says so), or refuse."""
-    if input_spec is None:
-        return []
+def _fit_positions(entry: ModelEntry, options: dict, input_spec: InputSpec | None, phase: str) -> int | None:
+    """Extend a position table shorter than the positions used (the size it now has), or refuse; None: it fits.
+
+    Decoding after a cache of T tokens puts the new token at position T: T + 1 positions.
+    """
+    if input_spec is None or not input_spec.seq:
+        return None
+    needed = input_spec.seq + (1 if phase == "decode" else 0)
     max_positions = input_spec.extra.get("max_positions")
     position_key = input_spec.extra.get("position_option")
-    if not (max_positions and input_spec.seq and input_spec.seq > max_positions):
-        return []
+    if not (max_positions and needed > max_positions):
+        return None
     if not position_key:
-        raise UserError(f"{entry.name}: sequence length {input_spec.seq} exceeds its {max_positions} positions")
-    options[position_key] = input_spec.seq
-    return [f"{entry.name} has {max_positions} positions; its position table was extended to {input_spec.seq} to "
-            f"measure T={input_spec.seq}"]
+        raise UserError(f"{entry.name}: {needed} positions needed, more than its {max_positions}")
+    options[position_key] = needed
+    return needed
 
 
-def _position_warning(warning: str, module, input_spec: InputSpec) -> str:
-    """Say whether raising the position limit added parameters (a learned position table) or not (rotary)."""
+def _position_warning(entry: ModelEntry, input_spec: InputSpec, extended: int, module) -> str:
+    """What extending the position table did: added parameters (a learned table) or not (rotary, relative)."""
     from torch import nn
 
-    learned = any(isinstance(m, nn.Embedding) and m.num_embeddings == input_spec.seq for m in module.modules())
-    return warning + (" (extra positions add parameters)" if learned
-                      else " (rotary or relative positions: no parameters added)")
+    learned = any(isinstance(m, nn.Embedding) and m.num_embeddings == extended for m in module.modules())
+    return (f"{entry.name} has {input_spec.extra['max_positions']} positions; its position table was extended to "
+            f"{extended} to measure T={input_spec.seq}"
+            + (" (extra positions add parameters)" if learned else " (rotary or relative positions: no parameters added)"))
 
 
 def _input_for(entry: ModelEntry, options: dict, input_shape, seq) -> InputSpec | None:

@@ -476,7 +476,7 @@ def print_comparison(comparison: Comparison, console=None) -> None:
 
     from archbench.report.render import widen_for_pipe
 
-    console = console or Console()
+    console = console or Console(emoji=False)
     style = "bold red" if comparison.failed else "bold green"
     console.print(f"[{style}]{escape(summary_line(comparison))}[/{style}]", highlight=False)
     rows = change_rows(comparison)

@@ -129,7 +129,7 @@ def print_table(document: RunDocument, title: str | None = None, console=None) -
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(emoji=False)  # model names like hf:llama: are not emoji codes
     if not document.records:
         console.print("no records")
         return
