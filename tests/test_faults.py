@@ -47,8 +47,14 @@ def one_line_error(result, code, *fragments):
 
 
 def archbench(*args: str, **kwargs) -> subprocess.Popen:
+    """archbench in a subprocess that takes Ctrl-C as a terminal gives it (a job started with ``&`` by a
+    non-interactive shell, as CI may start the tests, inherits SIGINT ignored)."""
     return subprocess.Popen([sys.executable, "-m", "archbench", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint, **kwargs)
+
+
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_records(journal: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:

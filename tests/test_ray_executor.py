@@ -33,7 +33,8 @@ def mlp_params(hidden: int) -> int:
 
 def archbench(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "archbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})})
+                            text=True, env={**os.environ, **(env or {})},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # Ctrl-C as a terminal gives it
 
 
 def write_suite(tmp_path: Path, name: str, cases: str) -> Path:
