@@ -136,7 +136,8 @@ def _run(models, values, metrics, axis: str, template, settings, plot, fmt, out)
         except KeyboardInterrupt:
             interrupted = True
     if interrupted:
-        document.records.extend(sweep_summary(document.records, axis))
+        finished = len(document.records)
+        document.records.extend(sweep_summary(document.records, axis))  # shown, not journaled
         title += ", interrupted"
     else:
         writer.finish()
@@ -148,7 +149,7 @@ def _run(models, values, metrics, axis: str, template, settings, plot, fmt, out)
         typer.echo(f"plot written to {plot}", err=True)
     if interrupted:
         where = f"kept in {writer.journal_path}; {out} is unchanged" if out else "shown above"
-        typer.echo(f"interrupted: {len(document.records)} finished records {where}", err=True)
+        typer.echo(f"interrupted: {finished} finished records {where}", err=True)
         raise typer.Exit(130)
 
 
