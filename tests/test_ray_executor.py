@@ -2,7 +2,7 @@
 
 The same counts as a local run, each record naming the machine (and thread count) it ran on, a
 worker that SIGKILLs itself (retried once, then an error row while the rest finishes), and Ctrl-C
-keeping what finished. Tests that need Ray are skipped when it is not installed.
+keeping what finished, the cluster's processes gone. Tests that need Ray are skipped without it.
 """
 
 import importlib.util
@@ -147,7 +147,7 @@ def _children(pid: int) -> list[int]:
 
 
 @needs_ray
-def test_ctrl_c_cancels_the_tasks_and_keeps_what_finished(tmp_path):
+def test_ctrl_c_ends_the_job_and_keeps_what_finished(tmp_path):
     cases = "".join(f"  - {{id: c{h}, model: 'mlp:hidden={h}', metrics: [params]}}\n" for h in range(1, 401))
     suite = write_suite(tmp_path, "interrupted", cases)
     out = tmp_path / "run.json"

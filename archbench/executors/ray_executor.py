@@ -9,7 +9,9 @@ Resources are whole devices for what is timed: a case with latency or memory get
 a counting case (params, flops) takes one CPU, and its torch uses one thread. A task whose
 worker dies (killed, out of memory, its node lost) is retried once; a second loss is an error
 row for each of its metrics. The case's own exceptions are not retried: ``run_case`` already
-turns them into rows. Ctrl-C cancels the running tasks and keeps every finished record.
+turns them into rows. Ctrl-C keeps every finished record and ends the Ray job, and Ray stops
+the job's running tasks with it (the driver does not ``ray.cancel`` them one by one: in Ray 2.60
+cancelling a task as it completes aborts the driver, a failed check in ``task_manager.cc``).
 """
 
 from __future__ import annotations
@@ -73,23 +75,18 @@ class RayCluster:
                   progress: Callable[[int, int, str], None] | None = None) -> None:
         """Run ``cases`` as tasks, writing records as they arrive; then order them as the suite and finish.
 
-        On Ctrl-C (or any exception) the running tasks are cancelled, the writer aborts (its
-        journal kept) and the exception propagates.
+        On Ctrl-C (or any exception) the writer aborts (its journal kept) and the exception
+        propagates; leaving :func:`ray_cluster` then ends the job and its running tasks.
         """
         ray = self.ray
         with writer:
             pending = self._submit(cases, writer, defaults)
-            try:
-                while pending:
-                    if progress:
-                        progress(len(cases) - len(pending), len(cases), f"{len(pending)} cases on Ray")
-                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
-                    for ref in ready:
-                        writer.add(*self._collect(ref, pending.pop(ref), writer))
-            except BaseException:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                raise
+            while pending:
+                if progress:
+                    progress(len(cases) - len(pending), len(cases), f"{len(pending)} cases on Ray")
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                for ref in ready:
+                    writer.add(*self._collect(ref, pending.pop(ref), writer))
         order = {case.id: i for i, case in enumerate(cases)}
         writer.document.records.sort(key=lambda record: order.get(record.case, len(order)))
         writer.document.meta["complete"] = True
