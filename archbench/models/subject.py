@@ -76,12 +76,6 @@ class Recipe:
         data["input_shape"] = list(self.input_shape) if self.input_shape else None
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
-        data = dict(data)
-        data["input_shape"] = tuple(data["input_shape"]) if data.get("input_shape") else None
-        return cls(**data)
-
     def known_point(self) -> dict[str, Any]:
         """The point as far as it is known without building (for the record of a build that failed)."""
         point: dict[str, Any] = {"batch": self.batch or 1}
