@@ -70,3 +70,10 @@ def test_format_value():
     assert format_value(0.0123456) == "0.01235"
     assert format_value(None) == "-"
     assert format_value(True) == "true"
+
+
+def test_csv_keeps_an_integer_beside_an_empty_cell():
+    document = RunDocument(records=[Record("lenet5", "params", 61706, "count", {"batch": 1}),
+                                    Record("lenet5", "macs", None, "MAC", {"batch": 1}, error="RuntimeError: broke")])
+    lines = to_text(document, "csv").splitlines()
+    assert lines[1].startswith("lenet5,1,params,61706,count,") and "61706.0" not in lines[1]

@@ -45,7 +45,7 @@ def tidy_frame(records: list[Record]):
         row.update(metric=r.metric, value=r.value, unit=r.unit, verdict=r.verdict, error=r.error,
                    warnings="; ".join(r.warnings))
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, dtype=object)  # an integer stays one beside an empty cell (no float64 column)
     return frame.dropna(axis=1, how="all") if not frame.empty else frame
 
 
