@@ -75,11 +75,7 @@ def _recipe(options: dict):
 
 
 def _build(options: dict, device: str):
-    from archbench.models import build_model
-
-    recipe = _recipe(options)
-    return build_model(recipe.spec, device=device, seq=recipe.seq, input_shape=recipe.input_shape, batch=recipe.batch,
-                       dtype=recipe.dtype, head=recipe.head)
+    return _recipe(options).build(device)
 
 
 def _settings(context: "Context"):

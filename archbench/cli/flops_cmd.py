@@ -61,8 +61,9 @@ def flops_command(
     settings = Settings(device="meta" if device == "auto" else device, engine=engine, counting_device=device,
                         backward=backward, attention_count=attention_count, by=by, depth=depth)
     recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head)
-    where = counting_device(preflight(recipe, ["flops"], settings), settings)
-    records = measure(recipe, ["flops"], settings, failures="raise")  # one model: its failure is the answer
+    meta = preflight(recipe, ["flops"], settings)
+    where = counting_device(meta, settings)
+    records = measure(recipe, ["flops"], settings, failures="raise", meta=meta)  # one model: its failure is the answer
     details = records[0].details
     title = f"{recipe.spec}: MACs and FLOPs ({details['pass']}, {details['engine']} engine, {where})"
     finish(records, fmt, out, title, device=where)

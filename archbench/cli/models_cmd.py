@@ -84,11 +84,10 @@ def params_command(
         records = dense_equivalent_records(built)
         title = f"{built.label}: parameters against the dense (fully connected) equivalent of each layer"
     else:
-        records = measure(recipe, ["params"], settings, failures="raise")
+        records = measure(recipe, ["params"], settings, failures="raise", meta=built)
         title = f"{built.label}: parameters"
         if vs:
             other = Recipe(vs, batch, head=head)
-            preflight(other, ["params"], settings)
-            records += measure(other, ["params"], settings, failures="raise")
+            records += measure(other, ["params"], settings, failures="raise", meta=preflight(other, ["params"], settings))
             title = f"{built.label} vs {other.spec}: parameters"
     finish(records, fmt, out, title, device="meta")

@@ -57,9 +57,9 @@ def latency_command(
         peak = measure_peak_flops(device, dtype, threads)
     records = []
     try:
-        for recipe in recipes:
+        for recipe, meta in recipes:
             with console.status(f"timing {recipe.spec}" + (" (compiling first)" if compile else "")):
-                records += measure(recipe, ["latency"], settings)
+                records += measure(recipe, ["latency"], settings, meta=meta)
     except KeyboardInterrupt:
         interrupted = True
     else:
@@ -103,9 +103,9 @@ def memory_command(
     recipes = _recipes(models, batch, seq, input, dtype, phase, head, ["memory"], settings)
     records = []
     try:
-        for recipe in recipes:
+        for recipe, meta in recipes:
             with Console(stderr=True).status(f"measuring {recipe.spec} in a fresh process"):
-                records += measure(recipe, ["memory"], settings)
+                records += measure(recipe, ["memory"], settings, meta=meta)
     except KeyboardInterrupt:
         interrupted = True
     else:
@@ -123,12 +123,11 @@ def _exit_if_interrupted(interrupted: bool) -> None:
 
 
 def _recipes(models, batch, seq, input, dtype, phase, head, groups, settings) -> list:
-    """Every model's recipe, each checked (built on meta, inputs sized) before anything is measured: exit 2 on a bad one."""
+    """(recipe, its meta-device build) of every model, each checked (built on meta, inputs sized) before anything
+    is measured: exit 2 on a bad one."""
     from archbench.measure.run import preflight
     from archbench.models.subject import Recipe
 
     shape = parse_input(input)
     recipes = [Recipe(spec, batch, seq, shape, dtype, phase=phase, head=head) for spec in models]
-    for recipe in recipes:
-        preflight(recipe, groups, settings)
-    return recipes
+    return [(recipe, preflight(recipe, groups, settings)) for recipe in recipes]

@@ -40,24 +40,25 @@ def measure_memory(
     device: str = "cpu",
     dtype: str = "float32",
     timeout_s: float | None = None,
+    meta: Subject | None = None,
 ) -> list[Record]:
     """Peak forward memory (fresh subprocess), weights bytes and, for attention, score-matrix and KV-cache bytes.
 
     ``model`` is anything that can be rebuilt in another process: a model argument
     (``"resnet50"``, ``"my_net.py:build"``, ``"hf:llama"``), a :class:`Recipe`, a subject built
     from one, or an importable factory or module class. Batch, seq, input shape and dtype
-    apply to a model argument or factory. A bad model or an unavailable device raises
-    UserError before any process starts; weights that cannot fit are a record with the error.
+    apply to a model argument or factory; ``meta`` is the model already built on the meta device.
+    A bad model or an unavailable device raises UserError before any process starts; weights
+    that cannot fit are a record with the error.
     """
     from archbench.errors import UserError
-    from archbench.models import build_model, check_device
+    from archbench.models import check_device
 
     check_device(device)
     if device == "meta":
         raise UserError(f"{model}: memory needs a real device (cpu or cuda); the meta device allocates nothing")
     recipe = rebuildable(model, Recipe("", batch, seq, tuple(input_shape) if input_shape else None, dtype))
-    meta = build_model(recipe.spec, device="meta", batch=recipe.batch, seq=recipe.seq, input_shape=recipe.input_shape,
-                       dtype=recipe.dtype, train=recipe.train, phase=recipe.phase, head=recipe.head)
+    meta = meta or recipe.build("meta")
     try:
         check_fits(meta, device)
     except UserError as too_big:

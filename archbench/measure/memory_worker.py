@@ -82,13 +82,9 @@ def measure(request: dict) -> dict:
     """Build the requested model with its inputs, then measure two forward passes."""
     import torch
 
-    from archbench.models import build_model
+    from archbench.models.subject import Recipe
 
-    built = build_model(
-        request["spec"], device=request["device"], batch=request["batch"], seq=request["seq"],
-        input_shape=tuple(request["input_shape"]) if request["input_shape"] else None, dtype=request["dtype"],
-        train=request.get("train", False), phase=request.get("phase", "prefill"), head=request.get("head", False),
-    )
+    built = Recipe.from_dict(request).build(request["device"])
     args, kwargs = built.example_inputs()
 
     def forward() -> None:

@@ -52,31 +52,51 @@ class Settings:
 
 
 def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings: Settings = Settings(),
-            earlier: list[Record] | None = None, failures: str = "row") -> list[Record]:
+            earlier: list[Record] | None = None, failures: str = "row", meta: Subject | None = None) -> list[Record]:
     """Records of every group in ``groups`` for the model ``recipe``; ``earlier`` records of the same point
     (a ``flops`` group measured before) are reused. ``failures="raise"`` lets a group's exception propagate
-    instead of becoming a row (a command measuring one figure has nothing else to show)."""
-    recipe = Recipe(recipe) if isinstance(recipe, str) else recipe
+    instead of becoming a row (a command measuring one figure has nothing else to show). ``meta`` is the
+    recipe already built on the meta device (:func:`preflight`'s); the groups share one such build."""
+    builds = _Builds(Recipe(recipe) if isinstance(recipe, str) else recipe, meta)
     records: list[Record] = list(earlier or [])
     start = len(records)
     for group in groups:
-        records += measure_group(group, recipe, settings, records, failures)
+        records += _measure_group(group, builds, settings, records, failures)
     return records[start:]
 
 
 def measure_group(group: str, recipe: Recipe, settings: Settings, earlier: list[Record],
                   failures: str = "row") -> list[Record]:
     """The records of one group; a failure is one record with its error under the group's primary metric."""
+    return _measure_group(group, _Builds(recipe), settings, earlier, failures)
+
+
+class _Builds:
+    """One recipe's subjects within one measurement: built on the meta device at most once, and that build
+    reused by each real device's fits check."""
+
+    def __init__(self, recipe: Recipe, meta: Subject | None = None):
+        self.recipe = recipe
+        self._meta = meta
+
+    def on(self, device: str) -> Subject:
+        if self._meta is None:
+            self._meta = self.recipe.build("meta")
+        return self._meta if device == "meta" else self.recipe.build(device, self._meta)
+
+
+def _measure_group(group: str, builds: _Builds, settings: Settings, earlier: list[Record],
+                   failures: str) -> list[Record]:
     if group not in GROUPS:
         raise UserError(f"unknown metric {group!r}; expected one of {', '.join(GROUPS)}")
     try:
-        return _MEASURERS[group](recipe, settings, earlier)
+        return _MEASURERS[group](builds, settings, earlier)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an op that breaks, out of memory, a model too big: a row, and the rest go on
         if failures == "raise":
             raise
-        return [failure_record(recipe, group, exc)]
+        return [failure_record(builds.recipe, group, exc)]
 
 
 def failure_record(recipe: Recipe, group: str, exc: BaseException | str) -> Record:
@@ -92,14 +112,14 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
     Returns the subject built on the meta device. Timing or measuring memory on meta, or
     inputs and intermediate tensors that could never fit on the device, are refused here.
     """
-    from archbench.models.build import build_model, check_device
+    from archbench.models.build import check_device
 
     check_device(settings.device)
     if settings.device == "meta" and set(groups) & {"latency", "memory"}:
         raise UserError("latency and memory need a real device (cpu or cuda); the meta device computes nothing")
     if settings.attention_count not in ATTENTION_COUNTS:
         raise UserError(f"unknown attention count {settings.attention_count!r}; expected full or causal")
-    meta = build_model(recipe.spec, device="meta", **_build_options(recipe))
+    meta = recipe.build("meta")
     if set(groups) & {"latency", "memory"}:
         check_inputs_fit(meta, settings.device)
     return meta
@@ -135,29 +155,18 @@ def counting_device(meta: Subject, settings: Settings) -> str:
     return "meta"
 
 
-def _build_options(recipe: Recipe) -> dict:
-    return dict(batch=recipe.batch, seq=recipe.seq, input_shape=recipe.input_shape, dtype=recipe.dtype,
-                train=recipe.train, phase=recipe.phase, head=recipe.head)
-
-
-def _build(recipe: Recipe, device: str) -> Subject:
-    from archbench.models.build import build_model
-
-    return build_model(recipe.spec, device=device, **_build_options(recipe))
-
-
-def _params(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _params(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.params import param_records
 
-    return param_records(_build(recipe, "meta"), settings.depth)
+    return param_records(builds.on("meta"), settings.depth)
 
 
-def _flops(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.flops import flop_records
 
-    if settings.backward and not recipe.train:
-        recipe = recipe.with_(train=True)
-    subject = _counting_subject(recipe, settings)
+    if settings.backward and not builds.recipe.train:
+        builds = _Builds(builds.recipe.with_(train=True))
+    subject = _counting_subject(builds, settings)
     options = dict(backward=settings.backward, by=settings.by, depth=settings.depth, engine=settings.engine,
                    attention_count=settings.attention_count)
     try:
@@ -168,18 +177,16 @@ def _flops(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Re
         if subject.device != "meta" or settings.counting_device == "meta":
             raise
         # a forward that needs real data (BART's padding mask calls .item()): count it on the cpu, and say so
-        records = flop_records(_build(recipe, "cpu"), **options)
+        records = flop_records(builds.on("cpu"), **options)
         records[0].warnings.append(f"counted on cpu: its forward cannot run on the meta device ({describe_error(exc)})")
         return records
 
 
-def _counting_subject(recipe: Recipe, settings: Settings) -> Subject:
-    meta = _build(recipe, "meta")
-    device = counting_device(meta, settings)
-    return meta if device == "meta" else _build(recipe, device)
+def _counting_subject(builds: _Builds, settings: Settings) -> Subject:
+    return builds.on(counting_device(builds.on("meta"), settings))
 
 
-def count_macs(recipe: Recipe, settings: Settings) -> tuple[int | None, list[str]]:
+def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[str]]:
     """The MACs of one forward at the recipe's point and what a reader must know about them.
 
     When counting fails the MACs are None and the warning says why, so the achieved FLOP/s
@@ -188,7 +195,7 @@ def count_macs(recipe: Recipe, settings: Settings) -> tuple[int | None, list[str
     from archbench.measure.flops import count_flops
 
     try:
-        count = count_flops(_counting_subject(recipe, replace(settings, backward=False)),
+        count = count_flops(_counting_subject(builds, replace(settings, backward=False)),
                             attention_count=settings.attention_count)
     except Exception as exc:  # an op the counter cannot trace: the latency still stands
         return None, [f"MACs not counted ({describe_error(exc)}): no achieved FLOP/s"]
@@ -198,16 +205,16 @@ def count_macs(recipe: Recipe, settings: Settings) -> tuple[int | None, list[str
     return count.macs, []
 
 
-def _latency(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None
                  and not {"module", "operator"} & set(r.point)), None)
     mac_warnings: list[str] = []
     if macs is None:
-        macs, mac_warnings = count_macs(recipe, settings)
+        macs, mac_warnings = count_macs(builds, settings)
     peak, peak_warnings = _peak(settings) if settings.peak and macs is not None else (None, [])
-    subject = _build(recipe, settings.device)
+    subject = builds.on(settings.device)
     records = measure_latency(subject, threads=settings.threads, min_time=settings.min_time,
                               compile=settings.compile, macs=macs, peak_flops=peak)
     by_metric = {r.metric: r for r in records}
@@ -226,12 +233,12 @@ def _peak(settings: Settings) -> tuple[float | None, list[str]]:
         return None, [f"no peak_fraction: the matmul peak could not be measured ({describe_error(exc)})"]
 
 
-def _memory(recipe: Recipe, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _memory(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.memory import measure_memory
 
-    return measure_memory(recipe, device=settings.device, timeout_s=settings.timeout_s)
+    return measure_memory(builds.recipe, device=settings.device, timeout_s=settings.timeout_s, meta=builds.on("meta"))
 
 
-_MEASURERS: dict[str, Callable[[Recipe, Settings, list], list[Record]]] = {
+_MEASURERS: dict[str, Callable[[_Builds, Settings, list], list[Record]]] = {
     "params": _params, "flops": _flops, "latency": _latency, "memory": _memory,
 }

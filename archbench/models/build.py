@@ -56,12 +56,14 @@ def build_model(
     train: bool = False,
     phase: str = "prefill",
     head: bool = False,
+    meta: Subject | None = None,
 ) -> Subject:
     """Build any model argument in eval mode (``train=True``: training mode) with its example inputs.
 
     ``phase="decode"`` prepares one new token per sequence after a KV cache of ``seq`` tokens;
     ``head=True`` builds a Hugging Face model with its task head. On a real device the model
-    is first built on meta and refused (UserError) when its weights and inputs cannot fit.
+    is first built on meta (or ``meta`` is that build, already made) and refused (UserError)
+    when its weights and inputs cannot fit.
     """
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
@@ -74,8 +76,7 @@ def build_model(
     torch_dtype(dtype)
     check_device(device)
     if device != "meta":
-        check_fits(build_model(spec, device="meta", batch=batch, input_shape=input_shape, seq=seq, dtype=dtype,
-                               train=train, phase=phase, head=head), device)
+        check_fits(meta or recipe.build("meta"), device)
     entry, options = resolve(sized)
     if head:
         if entry.source != "huggingface":

@@ -11,7 +11,7 @@ the Python API is handed directly.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from archbench.errors import UserError
@@ -75,6 +75,22 @@ class Recipe:
         data = asdict(self)
         data["input_shape"] = list(self.input_shape) if self.input_shape else None
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        """The recipe of :meth:`to_dict`'s data (other keys ignored; missing ones take their defaults)."""
+        known = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        if known.get("input_shape"):
+            known["input_shape"] = tuple(known["input_shape"])
+        return cls(**known)
+
+    def build(self, device: str = "cpu", meta: "Subject | None" = None) -> "Subject":
+        """The subject this recipe makes on ``device`` (:func:`archbench.models.build.build_model`); ``meta``, the
+        same recipe already built on the meta device, spares building it again for the fits check."""
+        from archbench.models.build import build_model
+
+        return build_model(self.spec, device=device, batch=self.batch, seq=self.seq, input_shape=self.input_shape,
+                           dtype=self.dtype, train=self.train, phase=self.phase, head=self.head, meta=meta)
 
     def known_point(self) -> dict[str, Any]:
         """The point as far as it is known without building (for the record of a build that failed)."""
