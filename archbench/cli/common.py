@@ -83,16 +83,16 @@ def write_traceback(text: str) -> str:
     import tempfile
     import time
 
+    from archbench.results.atomic import write_atomic
+
     name = f"internal-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     for folder in (os.path.join(state, "archbench"), tempfile.gettempdir()):
         path = os.path.join(folder, name)
         try:
-            os.makedirs(folder, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as log:
-                log.write(f"archbench {' '.join(sys.argv[1:])}\n{text}")
+            write_atomic(path, f"archbench {' '.join(sys.argv[1:])}\n{text}")
             return path
-        except OSError:
+        except (UserError, MachineError):  # this folder cannot be written: the next one
             continue
     return "no log file: none could be written; rerun with --debug"
 
