@@ -228,11 +228,17 @@ def assert_finished_records(journal: Path, at_least: int):
     return document
 
 
-def test_sigkill_leaves_the_previous_document_and_a_readable_journal(previous_run):
-    out, before, suite = previous_run
+def run_under_way(out, suite) -> tuple[subprocess.Popen, object]:
+    """A second run of ``suite`` onto ``out``, once its journal holds 20 records; (the process, its journal)."""
     process = archbench("run", str(suite), "--out", str(out), "--format", "json")
     journal = out.with_name("run.json.partial.jsonl")
     wait_for_records(journal, 20, process)
+    return process, journal
+
+
+def test_sigkill_leaves_the_previous_document_and_a_readable_journal(previous_run):
+    out, before, suite = previous_run
+    process, journal = run_under_way(out, suite)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert out.read_bytes() == before
@@ -243,9 +249,7 @@ def test_sigkill_leaves_the_previous_document_and_a_readable_journal(previous_ru
 
 def test_sigint_keeps_the_previous_document_and_marks_the_journal_interrupted(previous_run):
     out, before, suite = previous_run
-    process = archbench("run", str(suite), "--out", str(out), "--format", "json")
-    journal = out.with_name("run.json.partial.jsonl")
-    wait_for_records(journal, 20, process)
+    process, journal = run_under_way(out, suite)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
