@@ -104,7 +104,7 @@ def profile(definition: dict, context: Context) -> Measured:
         except UserError as exc:
             out.fail(f"{alias}.params", options["model"], str(exc))
             continue
-        spec, point = built.spec, built.point
+        spec, point = built.label, built.point
         if "params" in metrics:
             out.add(f"{alias}.params", count_params(built.module).total, "count", spec, point)
             for variant, prefixes in options.get("without", {}).items():
@@ -280,7 +280,7 @@ def dense_equivalent(definition: dict, context: Context) -> Measured:
                                          ("params_dense_equivalent", "conv_dense", dense, "count"),
                                          ("dense_ratio", None, dense / own, "x"),
                                          ("dense_ratio_orders", "conv_orders", math.log10(dense / own), "log10")):
-            out.records.append(Record(built.spec, metric, value, unit, point))
+            out.records.append(Record(built.label, metric, value, unit, point))
             if key:
                 out.figures[f"{alias}.{key}"] = value
     return out
@@ -314,7 +314,7 @@ def shape_check(definition: dict, context: Context) -> Measured:
                 results[label] = str(exc).splitlines()[0]
         for label in ("default", "second"):
             shape = built.input.shape if label == "default" else second.shape
-            out.add(f"{alias}.runs_{label}", not results[label], "", built.spec, {"input": "x".join(map(str, shape))},
+            out.add(f"{alias}.runs_{label}", not results[label], "", built.label, {"input": "x".join(map(str, shape))},
                     error_caught=results[label] or None)
         out.figures[f"{alias}.error"] = results["second"]
     return out
@@ -332,12 +332,12 @@ def layer_count(definition: dict, context: Context) -> Measured:
     counted = excluded = 0
     for type_name in types:
         matching = [name for name, m in built.module.named_modules() if type(m).__name__ == type_name]
-        out.add(type_name.lower(), len(matching), "count", built.spec)
+        out.add(type_name.lower(), len(matching), "count", built.label)
         off_path = [n for n in matching if any(part in n.split(".") for part in exclude)]
         excluded += len(off_path)
         counted += len(matching) - len(off_path)
-    out.add("excluded", excluded, "count", built.spec, rule=f"modules under {', '.join(exclude) or 'nothing'}")
-    out.add("counted", counted, "count", built.spec, rule=f"{' + '.join(types)} not under {', '.join(exclude)}")
+    out.add("excluded", excluded, "count", built.label, rule=f"modules under {', '.join(exclude) or 'nothing'}")
+    out.add("counted", counted, "count", built.label, rule=f"{' + '.join(types)} not under {', '.join(exclude)}")
     return out
 
 

@@ -202,13 +202,13 @@ def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
         else "--attention-count causal reads each attention call's mask, which needs the dispatch engine"
         if attention_count == "causal"
         else "the meta device cannot be traced by jit" if built.device == "meta"
-        else f"{built.spec} takes keyword inputs, which jit tracing cannot pass" if kwargs
+        else f"{built.label} takes keyword inputs, which jit tracing cannot pass" if kwargs
         else None
     )
     if engine == "auto":
         return "dispatch" if why_not_fvcore else "fvcore"
     if engine == "fvcore" and why_not_fvcore:
-        raise UserError(f"--engine fvcore cannot count {built.spec}: {why_not_fvcore}; use --engine dispatch")
+        raise UserError(f"--engine fvcore cannot count {built.label}: {why_not_fvcore}; use --engine dispatch")
     return engine
 
 
@@ -231,7 +231,7 @@ def count_flops(model, inputs=None, *, backward: bool = False, engine: str = "au
         except Exception as exc:  # jit tracing failed: a clear line, or the dispatch engine under "auto"
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
             if engine == "fvcore":
-                raise UserError(f"fvcore could not trace {built.spec} ({reason}); use --engine dispatch") from None
+                raise UserError(f"fvcore could not trace {built.label} ({reason}); use --engine dispatch") from None
             notes.append(f"fvcore could not trace the model ({reason}); counted with the dispatch engine")
             chosen, result = "dispatch", _count_dispatch(built, backward, attention_count)
     else:
@@ -263,25 +263,25 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
     if count.significant_uncounted:
         details["significant_uncounted"] = count.significant_uncounted
     records = [
-        Record(built.spec, "macs", count.macs, unit_of("macs"), point, warnings=list(count.warnings), details=details),
-        Record(built.spec, "flops", count.flops, unit_of("flops"), point, details={"definition": "2 x macs"}),
-        Record(built.spec, "other_flops", count.other_flops, unit_of("other_flops"), point,
+        Record(built.label, "macs", count.macs, unit_of("macs"), point, warnings=list(count.warnings), details=details),
+        Record(built.label, "flops", count.flops, unit_of("flops"), point, details={"definition": "2 x macs"}),
+        Record(built.label, "other_flops", count.other_flops, unit_of("other_flops"), point,
                details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
     ]
     if count.attention_macs:
         from archbench.measure.architecture import attention_share
 
-        records.append(Record(built.spec, "attention_share", attention_share(count), unit_of("attention_share"), point,
+        records.append(Record(built.label, "attention_share", attention_share(count), unit_of("attention_share"), point,
                               details={"attention_macs": count.attention_macs, "macs": count.macs,
                                        "attention_count": attention_count,
                                        "what": "MACs of attention's score and value products (QK^T, AV) / macs"}))
     if by == "module":
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):
-                records.append(Record(built.spec, "macs", macs, unit_of("macs"), {**point, "module": name}))
+                records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
-            records.append(Record(built.spec, "macs", macs, unit_of("macs"), {**point, "operator": op}))
+            records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "operator": op}))
     return records
 
 

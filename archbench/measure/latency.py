@@ -44,7 +44,7 @@ def measure_latency(
 
     built = model if isinstance(model, Subject) else Subject.from_module(model, inputs)
     if built.device == "meta":
-        raise UserError(f"{built.spec}: latency needs a real device (cpu or cuda); the meta device computes nothing")
+        raise UserError(f"{built.label}: latency needs a real device (cpu or cuda); the meta device computes nothing")
     threads = threads or torch.get_num_threads()
     point = dict(built.point)
     records: list[Record] = []
@@ -54,12 +54,12 @@ def measure_latency(
         module, compile_record = _compile(built, args, kwargs)
         records.append(compile_record)
         if compile_record.error:
-            records.append(Record(built.spec, "latency_s", None, "s", point, error=compile_record.error))
+            records.append(Record(built.label, "latency_s", None, "s", point, error=compile_record.error))
             return records
     try:
         measurement = _time_forward(module, args, kwargs, threads, min_time)
     except Exception as exc:  # the forward itself failed (shape, out of memory...): a row, not a crash
-        records.append(Record(built.spec, "latency_s", None, "s", point, error=describe_error(exc)))
+        records.append(Record(built.label, "latency_s", None, "s", point, error=describe_error(exc)))
         return records
 
     median = measurement.median
@@ -83,17 +83,17 @@ def measure_latency(
         "compiled": compile,
         "timer": "torch.utils.benchmark.Timer.blocked_autorange, torch.inference_mode",
     }
-    records.append(Record(built.spec, "latency_s", median, "s", point, warnings=warnings, details=details))
-    records.append(Record(built.spec, "throughput_items_s", built.batch / median, "items/s", point))
+    records.append(Record(built.label, "latency_s", median, "s", point, warnings=warnings, details=details))
+    records.append(Record(built.label, "throughput_items_s", built.batch / median, "items/s", point))
     if macs is not None:
         achieved = 2 * macs / median
-        records.append(Record(built.spec, "achieved_flops_s", achieved, "FLOP/s", point,
+        records.append(Record(built.label, "achieved_flops_s", achieved, "FLOP/s", point,
                               details={"macs": macs, "flops": 2 * macs, "formula": "2 * macs / latency_s"}))
         if peak_flops:
             fraction = achieved / peak_flops
             above = [f"{fraction:.2f}x the measured matmul peak: the peak was measured under other load, or "
                      f"this model's kernels outrun torch.mm at {built.dtype}"] if fraction > 1 else []
-            records.append(Record(built.spec, "peak_fraction", fraction, "fraction", point, warnings=above,
+            records.append(Record(built.label, "peak_fraction", fraction, "fraction", point, warnings=above,
                                   details={"peak_flops_s": peak_flops}))
     return records
 
@@ -139,8 +139,8 @@ def _compile(built: Subject, args: tuple, kwargs: dict):
                 torch.cuda.synchronize()
         seconds = time.perf_counter() - start
     except Exception as exc:  # compiler missing, unsupported op, backend failure
-        return built.module, Record(built.spec, "compile_time_s", None, "s", point,
+        return built.module, Record(built.label, "compile_time_s", None, "s", point,
                                     error=f"torch.compile failed: {describe_error(exc)}")
-    return compiled, Record(built.spec, "compile_time_s", seconds, "s", point,
+    return compiled, Record(built.label, "compile_time_s", seconds, "s", point,
                             details={"what": "first call of the torch.compile'd module, compilation included "
                                              "(inductor's on-disk cache makes repeat runs shorter)"})

@@ -46,7 +46,7 @@ def _active_records(built: Subject, point: dict) -> list[Record]:
     if not layers:
         return []
     routing = sorted({f"top-{k} of {getattr(e, 'num_experts', None) or len(e)} experts" for e, k in layers})
-    return [Record(built.spec, "params_active", active_params(built.module), "count", point,
+    return [Record(built.label, "params_active", active_params(built.module), "count", point,
                    details={"moe_layers": len(layers), "routing": ", ".join(routing),
                             "what": "params less, in each MoE layer, the experts a token is not routed to"})]
 
@@ -61,17 +61,17 @@ def param_records(built: Subject, depth: int | None = None) -> list[Record]:
     counts = count_params(built.module, per_module=bool(depth))
     point = dict(built.point)
     records = [
-        Record(built.spec, "params", counts.total, "count", point, warnings=list(built.warnings)),
-        Record(built.spec, "params_trainable", counts.trainable, "count", point),
-        Record(built.spec, "params_frozen", counts.frozen, "count", point),
-        Record(built.spec, "buffers", counts.buffers, "count", point, details={"what": "buffer elements"}),
+        Record(built.label, "params", counts.total, "count", point, warnings=list(built.warnings)),
+        Record(built.label, "params_trainable", counts.trainable, "count", point),
+        Record(built.label, "params_frozen", counts.frozen, "count", point),
+        Record(built.label, "buffers", counts.buffers, "count", point, details={"what": "buffer elements"}),
     ]
     records += _active_records(built, point)
     if depth:
         for name, sub in built.module.named_modules():
             if 0 < module_depth(name) <= depth:
                 records.append(
-                    Record(built.spec, "params", counts.by_module[name], "count", {**point, "module": name},
+                    Record(built.label, "params", counts.by_module[name], "count", {**point, "module": name},
                            details={"type": type(sub).__name__})
                 )
     return records
@@ -123,9 +123,9 @@ def dense_equivalent_records(built: Subject) -> list[Record]:
         dense_total += dense
         layer_point = {**point, "layer": name}
         details = {"type": type(layer).__name__, "in_shape": list(in_shape[1:]), "out_shape": list(out_shape[1:])}
-        records += _ratio_records(built.spec, layer_point, own, dense, details)
+        records += _ratio_records(built.label, layer_point, own, dense, details)
     total_point = {**point, "layer": "TOTAL (conv + linear)"}
-    records += _ratio_records(built.spec, total_point, own_total, dense_total, {"layers": len(calls)})
+    records += _ratio_records(built.label, total_point, own_total, dense_total, {"layers": len(calls)})
     outside = count_params(module).total - own_total
     if outside:
         records[-1].warnings.append(

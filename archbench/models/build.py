@@ -16,7 +16,7 @@ from dataclasses import replace
 from archbench.errors import UserError
 from archbench.models.registry import ModelEntry, resolve
 from archbench.models.subject import (
-    PHASES, InputSpec, Recipe, Subject, input_bytes, make_inputs, torch_dtype,
+    PHASES, InputSpec, Recipe, Subject, batch_of, input_bytes, make_inputs, torch_dtype,
 )
 from archbench.spec import ModelSpec, format_shape, parse_model_spec
 
@@ -103,7 +103,7 @@ def build_model(
                       family=entry.family, source=entry.source, name=entry.name, options=options, warnings=warnings)
     if fixed is not None:
         subject.fixed_inputs = _rebatched(fixed, batch)
-        subject.batch = subject.point["batch"]
+        subject.batch = batch_of(subject.fixed_inputs, subject.batch)
     if phase == "decode":
         from archbench.models.decode import prepare_decode
 

@@ -131,19 +131,12 @@ class Subject:
     step_input: InputSpec | None = None  # decode: one new token per sequence (the cache lives in the module)
 
     @property
-    def spec(self) -> str:
-        """The model as records name it (the old name of :attr:`label`)."""
-        return self.label
-
-    @property
     def point(self) -> dict[str, Any]:
         """The input point of a record: batch plus the sequence length or input shape, the phase when decoding, head."""
         if self.input is not None:
             point = self.input.point(self.batch)
         else:
-            tensors = _tensors(self.fixed_inputs)
-            batch = int(tensors[0].shape[0]) if tensors and tensors[0].dim() else self.batch
-            point = {"batch": batch, **_fixed_point(self.fixed_inputs)}
+            point = {"batch": self.batch, **_fixed_point(self.fixed_inputs)}
         if self.phase != "prefill":
             point["phase"] = self.phase
         if self.recipe is not None and self.recipe.head:
@@ -179,9 +172,14 @@ class Subject:
         device = str(tensors[0].device) if tensors else _module_device(module)
         floats = [t for t in tensors if t.is_floating_point()]
         dtype = str(floats[0].dtype).removeprefix("torch.") if floats else "float32"
-        batch = int(tensors[0].shape[0]) if tensors and tensors[0].dim() else 1
-        return cls(label or type(module).__name__, module, batch, device, dtype, fixed_inputs=(args, kwargs),
-                   recipe=recipe)
+        return cls(label or type(module).__name__, module, batch_of((args, kwargs), 1), device, dtype,
+                   fixed_inputs=(args, kwargs), recipe=recipe)
+
+
+def batch_of(inputs, default: int) -> int:
+    """The batch of given example inputs: their first tensor's first size (``default`` without one)."""
+    tensors = _tensors(inputs)
+    return int(tensors[0].shape[0]) if tensors and tensors[0].dim() else default
 
 
 def normalise_inputs(inputs, label: str) -> tuple[tuple, dict]:
