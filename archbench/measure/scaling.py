@@ -281,14 +281,11 @@ def sweep_summary(records: list[Record], axis: str = "seq") -> list[Record]:
 
 def _attention_half_lengths(records: list[Record]) -> list[Record]:
     """Per model, the sequence length where attention's share of the MACs passes one half (linear in log T)."""
-    shares: dict[str, list[Record]] = {}
-    for r in records:
-        if r.metric == "attention_share" and r.error is None and "seq" in r.point:
-            shares.setdefault(r.model, []).append(r)
     summary = []
-    for model, points in shares.items():
-        points.sort(key=lambda r: r.point["seq"])
-        xs, ys = [r.point["seq"] for r in points], [r.value for r in points]
+    for (model, _), points in _series(records, "seq", ("attention_share",)).items():
+        xs, ys = _xy(_measured(points), "seq")
+        if not xs:  # every point failed: those rows say so
+            continue
         found = next((math.exp(math.log(x0) + (0.5 - y0) / (y1 - y0) * math.log(x1 / x0))
                       for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]) if y0 < 0.5 <= y1), None)
         details = {"from": xs[0], "to": xs[-1], "shares": ys, "interpolation": "linear in log T between neighbours"}
@@ -305,11 +302,11 @@ def measured_series(records: list[Record], axis: str = "seq") -> dict[tuple[str,
     return {key: _xy(_measured(points), axis) for key, points in _series(records, axis).items()}
 
 
-def _series(records: list[Record], axis: str) -> dict[tuple[str, str], list[Record]]:
-    """Measured records of each (model, fitted metric), by increasing axis value."""
+def _series(records: list[Record], axis: str, metrics=FITTED_METRICS) -> dict[tuple[str, str], list[Record]]:
+    """Records of each (model, metric of ``metrics``), by increasing axis value."""
     series: dict[tuple[str, str], list[Record]] = {}
     for r in records:
-        if r.metric in FITTED_METRICS and _POINT_KEY[axis] in r.point:
+        if r.metric in metrics and _POINT_KEY[axis] in r.point:
             series.setdefault((r.model, r.metric), []).append(r)
     return {key: sorted(rs, key=lambda r: axis_value(r.point, axis)) for key, rs in series.items()}
 
