@@ -99,11 +99,7 @@ class Recipe:
             point["seq"] = self.seq
         elif self.input_shape is not None:
             point["input"] = format_shape(self.input_shape)
-        if self.phase != "prefill":
-            point["phase"] = self.phase
-        if self.head:
-            point["head"] = True
-        return point
+        return _variant(point, self.phase, self.head)
 
     def with_(self, **changes) -> "Recipe":
         """A copy with ``changes``."""
@@ -137,11 +133,7 @@ class Subject:
             point = self.input.point(self.batch)
         else:
             point = {"batch": self.batch, **_fixed_point(self.fixed_inputs)}
-        if self.phase != "prefill":
-            point["phase"] = self.phase
-        if self.recipe is not None and self.recipe.head:
-            point["head"] = True
-        return point
+        return _variant(point, self.phase, self.recipe is not None and self.recipe.head)
 
     @property
     def seq(self) -> int | None:
@@ -174,6 +166,15 @@ class Subject:
         dtype = str(floats[0].dtype).removeprefix("torch.") if floats else "float32"
         return cls(label or type(module).__name__, module, batch_of((args, kwargs), 1), device, dtype,
                    fixed_inputs=(args, kwargs), recipe=recipe)
+
+
+def _variant(point: dict[str, Any], phase: str, head: bool) -> dict[str, Any]:
+    """``point`` with what sets the figure apart from a plain forward of the backbone: the decode phase, the head."""
+    if phase != "prefill":
+        point["phase"] = phase
+    if head:
+        point["head"] = True
+    return point
 
 
 def batch_of(inputs, default: int) -> int:
