@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from archbench.cli.app import app
-from archbench.cli.common import FormatOpt, handle_errors
+from archbench.cli.common import AllowCodeOpt, FormatOpt, handle_errors, real_stdout, runs_model_code
 
 
 @app.command("run")
 @handle_errors
+@runs_model_code
 def run_command(
     suite: Annotated[str, typer.Argument(help="Suite file (YAML), e.g. suites/ci.yaml.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run document to write (.json); "
@@ -21,6 +22,7 @@ def run_command(
                                           "needs archbench's ray extra).")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to run on (e.g. ray://head:10001); "
                                                    "default: a local cluster started for the run.")] = None,
+    allow_code: AllowCodeOpt = False,
     fmt: FormatOpt = "table",
 ) -> None:
     """Run a suite's cases; every finished record is journalled at once (Ctrl-C keeps them).
@@ -58,7 +60,8 @@ def run_command(
                        f"{writer.journal_path}; {out} is unchanged", err=True)
             raise
     title = f"suite {spec.name}" + (f", shard {shard}" if shard else "") + f": {len(cases)} of {len(spec.cases)} cases"
-    emit(writer.document, fmt, None, title)
+    with real_stdout():
+        emit(writer.document, fmt, None, title)
     failed = sum(1 for r in writer.document.records if r.error)
     typer.echo(f"wrote {out}: {len(writer.document.records)} records, {failed} failed", err=True)
 
