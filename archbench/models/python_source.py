@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -106,7 +107,7 @@ def _refuse_registry_name(name: str, target: str) -> None:
         option = name.partition(":")[2]
         also = ""
         with contextlib.suppress(ImportError, ValueError):
-            if importlib.util.find_spec(target) is not None:
+            if importlib.machinery.PathFinder.find_spec(target, [os.getcwd(), *sys.path]) is not None:
                 also = f"; {target} is also a module, which the registry name hides: write ./{target}.py:{option}"
         raise UserError(f"malformed option {option!r} in {name!r}: expected key=value ({target} is a registry "
                         f"model{also})")
@@ -338,11 +339,13 @@ def _missing(options: dict, name: str, what: str) -> None:
 
 
 def _with_required(obj, options: dict, name: str):
-    """``obj`` called with its options, once every required one is given."""
+    """``obj`` called with its options, once every required one is given; those its ``**kwargs`` take are read as
+    a number, a boolean or else a string."""
+    from archbench.models.registry import literal
 
     def build(**values):
         _missing(values, name, f"required by {getattr(obj, '__name__', name)}")
-        return obj(**values)
+        return obj(**{key: value if key in options else literal(value) for key, value in values.items()})
 
     return build
 
