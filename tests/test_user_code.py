@@ -539,3 +539,47 @@ def test_choices_are_shown_in_the_help(cli, monkeypatch):
 
 def test_completion_is_on(cli):
     assert "--install-completion" in cli("--help").stdout
+
+
+# ----------------------------------------------------------------- the summary tree
+
+def test_summary_totals_equal_params_and_flops_exactly(cli, nanogpt):
+    spec = f"{nanogpt}:GPT:{NANO_OPTIONS}"
+    tree = json.loads(cli("summary", spec, "--seq", "16", "--format", "json").stdout)
+    flops = figures(cli("flops", spec, "--seq", "16", "--format", "json"))
+    params = figures(cli("params", spec, "--format", "json"))
+    root = tree["rows"][0]
+    assert (root["params"], root["macs"], root["other_flops"]) == (params["params"], flops["macs"], flops["other_flops"])
+    assert root["macs"] == gpt_macs(2, 32, 100, 16) and root["params"] == gpt_params(2, 32, 100, 64)
+
+
+def test_summary_folds_repeated_blocks_with_their_closed_forms(cli, nanogpt):
+    rows = json.loads(cli("summary", f"{nanogpt}:GPT:{NANO_OPTIONS}", "--seq", "16", "--depth", "3",
+                          "--format", "json").stdout)["rows"]
+    by_name = {row["module"]: row for row in rows}
+    blocks = by_name["transformer.h.0-1"]
+    t, d = 16, 32
+    assert blocks["type"] == "2 × Block" and blocks["repeat"] == 2 and blocks["output_shape"] == "1x16x32"
+    assert blocks["macs"] == 2 * (12 * t * d * d + 2 * t * t * d)  # the group's sum
+    assert blocks["params"] == 2 * (12 * d * d + 13 * d)
+    attention = by_name["transformer.h.0.attn"]  # under the group: its first block, for one block
+    assert attention["macs"] == 4 * t * d * d + 2 * t * t * d and attention["params"] == 4 * d * d + 4 * d
+    assert by_name["lm_head"]["macs"] == d * 100 and by_name["lm_head"]["output_shape"] == "1x1x100"
+    assert abs(blocks["share"] - blocks["macs"] / gpt_macs(2, 32, 100, 16)) < 1e-12
+
+
+def test_summary_of_a_module_from_the_api():
+    import torch
+    from torch import nn
+
+    import archbench
+
+    model = nn.Sequential(nn.Linear(8, 16), *[nn.Sequential(nn.Linear(16, 16), nn.ReLU()) for _ in range(3)])
+    tree = archbench.summary(model, torch.randn(4, 8))
+    assert tree.macs == 4 * (8 * 16 + 3 * 16 * 16) and tree.params == (8 * 16 + 16) + 3 * (16 * 16 + 16)
+    frame = tree.to_dataframe()
+    assert list(frame["type"]) == ["Sequential", "Linear", "3 × Sequential", "Linear", "ReLU"]
+    assert list(frame["macs"]) == [tree.macs, 4 * 8 * 16, 3 * 4 * 16 * 16, 4 * 16 * 16, 0]
+    assert list(frame["other_flops"])[-1] == 4 * 16  # one ReLU: one FLOP per element
+    assert json.loads(tree.to_json())["rows"][0]["macs"] == tree.macs
+    assert str(tree).splitlines()[0].startswith("module")

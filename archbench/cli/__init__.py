@@ -7,6 +7,7 @@ import sys
 
 from archbench.cli import models_cmd  # noqa: F401  (registers list, params)
 from archbench.cli import flops_cmd  # noqa: F401  (registers flops)
+from archbench.cli import summary_cmd  # noqa: F401  (registers summary)
 from archbench.cli import perf_cmd  # noqa: F401  (registers latency, memory)
 from archbench.cli import scaling_cmd  # noqa: F401  (registers scaling)
 from archbench.cli import claims_cmd  # noqa: F401  (registers claims)
