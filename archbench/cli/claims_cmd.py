@@ -13,7 +13,7 @@ OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Claim ids to run
 TableOpt = Annotated[Optional[str], typer.Option("--table", help="Only one table: cnn-fcn or rnn-transformer.")]
 OutsOpt = Annotated[Optional[List[str]], typer.Option(
     "--out", "-o", help="Write FILE (.md report with plots, .json run document, .csv, .txt); repeatable.")]
-SuiteOpt = Annotated[Optional[str], typer.Option("--suite", help="Claims file (default suites/claims.yaml).")]
+SuiteOpt = Annotated[Optional[str], typer.Option("--suite", help="Claims file (default: archbench/claims/claims.yaml, shipped with archbench).")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     "--threads", help="CPU threads for every timing (default: torch's); 1 is steadiest on a shared machine.")]
@@ -38,7 +38,7 @@ def claims_command(
     """Judge the claims of shared/claims.md: measure each one's figures and compute its verdict.
 
     Verdicts (holds, holds with caveat, refuted) come from the rule and tolerance each claim
-    states in suites/claims.yaml, applied to figures measured in this run on --device.
+    states in archbench/claims/claims.yaml, applied to figures measured in this run on --device.
     """
     import time
     from pathlib import Path
