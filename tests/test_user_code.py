@@ -583,3 +583,25 @@ def test_summary_of_a_module_from_the_api():
     assert list(frame["other_flops"])[-1] == 4 * 16  # one ReLU: one FLOP per element
     assert json.loads(tree.to_json())["rows"][0]["macs"] == tree.macs
     assert str(tree).splitlines()[0].startswith("module")
+
+
+# ----------------------------------------------------------------- hf:ORG/NAME from the local cache
+
+def test_a_hub_repository_id_reads_its_config_from_the_local_cache(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    repo = tmp_path / "hf" / "hub" / "models--someorg--tiny-llama"
+    write(repo / "refs" / "main", "abc123")
+    write(repo / "snapshots" / "abc123" / "config.json", json.dumps({
+        "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 100}))
+    got = figures(cli("params", "hf:someorg/tiny-llama", "--format", "json"))
+    d, inner, vocab = 64, 128, 100  # embedding; per layer q, k, v, o (4d²), gate, up, down (3·d·I), two RMSNorms
+    assert got["params"] == vocab * d + 2 * (4 * d * d + 3 * d * inner + 2 * d) + d == 88_640
+
+
+def test_a_hub_repository_not_in_the_cache_says_where_to_put_its_config(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    refused(cli("params", "hf:someorg/absent-model"),
+            f"hf:someorg/absent-model: no config.json for it in the local Hugging Face cache ({tmp_path}/hf/hub)")
