@@ -16,12 +16,16 @@ from archbench.cli.app import app
 
 
 def main() -> None:
-    """Entry point of the ``archbench`` console script: a usage error (bad option, bad value) is one line, exit 2."""
+    """Entry point of the ``archbench`` console script: a usage error (bad option, bad value) is one line, exit 2;
+    an exception outside any command (a bug) one line, exit 3."""
     try:
         code = app(standalone_mode=False)
     except Exception as exc:  # the option parser's usage errors: typer's own click exceptions, duck-typed
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
-            raise
+            from archbench.cli.common import INTERNAL_ERROR_EXIT, report_internal_error
+
+            report_internal_error(exc)
+            sys.exit(INTERNAL_ERROR_EXIT)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `archbench` alone: the help, as typer shows it
             exc.show()
             sys.exit(exc.exit_code)
