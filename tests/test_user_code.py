@@ -537,8 +537,15 @@ def test_choices_are_shown_in_the_help(cli, monkeypatch):
     assert "Registry model" not in text + cli("params", "--help").stdout + cli("scaling", "--help").stdout
 
 
-def test_completion_is_on(cli):
+def test_completion_is_on_and_completes_choices(cli):
+    from typer.testing import CliRunner
+
+    from archbench.cli import app
+
     assert "--install-completion" in cli("--help").stdout
+    env = {"_ARCHBENCH_COMPLETE": "complete_bash", "COMP_WORDS": "archbench flops resnet18 --format ", "COMP_CWORD": "4"}
+    result = CliRunner().invoke(app, [], env=env, prog_name="archbench")
+    assert result.output.split() == ["table", "json", "csv", "markdown"]
 
 
 # ----------------------------------------------------------------- the summary tree
@@ -549,7 +556,8 @@ def test_summary_totals_equal_params_and_flops_exactly(cli, nanogpt):
     flops = figures(cli("flops", spec, "--seq", "16", "--format", "json"))
     params = figures(cli("params", spec, "--format", "json"))
     root = tree["rows"][0]
-    assert (root["params"], root["macs"], root["other_flops"]) == (params["params"], flops["macs"], flops["other_flops"])
+    assert (root["params"], root["macs"], root["other_flops"]) == (params["params"], flops["macs"],
+                                                                   flops["other_flops"])
     assert root["macs"] == gpt_macs(2, 32, 100, 16) and root["params"] == gpt_params(2, 32, 100, 64)
 
 

@@ -13,7 +13,8 @@ OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Claim ids to run
 TableOpt = Annotated[Optional[str], typer.Option("--table", help="Only one table: cnn-fcn or rnn-transformer.")]
 OutsOpt = Annotated[Optional[List[str]], typer.Option(
     "--out", "-o", help="Write FILE (.md report with plots, .json run document, .csv, .txt); repeatable.")]
-SuiteOpt = Annotated[Optional[str], typer.Option("--suite", help="Claims file (default: archbench/claims/claims.yaml, shipped with archbench).")]
+SuiteOpt = Annotated[Optional[str], typer.Option(
+    "--suite", help="Claims file (default: archbench/claims/claims.yaml, shipped with archbench).")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     "--threads", help="CPU threads for every timing (default: torch's); 1 is steadiest on a shared machine.")]

@@ -30,7 +30,8 @@ def flops_command(
         autocompletion=lambda: ["auto", "fvcore", "dispatch"])] = "auto",
     device: Annotated[str, typer.Option(
         "--device", help="auto (meta; cpu for recurrent models and --engine fvcore), cpu, meta or cuda.",
-        metavar="[auto|cpu|meta|cuda|cuda:N]", autocompletion=lambda: ["auto", "cpu", "meta", "cuda", "cuda:0"])] = "auto",
+        metavar="[auto|cpu|meta|cuda|cuda:N]",
+        autocompletion=lambda: ["auto", "cpu", "meta", "cuda", "cuda:0"])] = "auto",
     phase: PhaseOpt = "prefill",
     attention_count: AttentionCountOpt = "full",
     head: HeadOpt = False,

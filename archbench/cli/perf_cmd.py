@@ -9,7 +9,8 @@ import typer
 from archbench.cli.app import app
 from archbench.cli.common import (
     BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, InputOpt, OutOpt, PhaseOpt, SeqOpt,
-    MODEL_HELP, check_output_options, check_threads, finish, handle_errors, parse_input, model_progress, runs_model_code,
+    MODEL_HELP, check_output_options, check_threads, finish, handle_errors, model_progress, parse_input,
+    runs_model_code,
 )
 
 ModelsArg = Annotated[list[str], typer.Argument(help=f"One or more models: {MODEL_HELP}")]

@@ -385,7 +385,8 @@ def _checked(builder, name: str):
             result = builder(**options)
         module = result[0] if isinstance(result, tuple) and len(result) == 2 else result
         if not isinstance(module, nn.Module):
-            raise UserError(f"{name} returned {type(result).__name__}: expected an nn.Module or (module, example_inputs)")
+            raise UserError(f"{name} returned {type(result).__name__}: expected an nn.Module or (module, "
+                            "example_inputs)")
         _remember(module, name)
         return result
 
