@@ -173,26 +173,56 @@ def format_history(history: History, title: str) -> str:
         lines += ["", f"other changes ({len(history.events)}):"]
         lines += _indent(_aligned(step_rows(history.events), right={"before", "after", "change"}))
     step_at = {(s.entry.file, figure_key_of(s.change)) for s in history.steps}
+    counts: dict[tuple, list[tuple[tuple, Series]]] = {}
     for key, line in history.series.items():
+        if line.kind == "deterministic":  # a case's counts at one point share a table, one column per metric
+            counts.setdefault((line.case, json.dumps(line.point, sort_keys=True)), []).append((key, line))
+    for key, line in history.series.items():
+        if line.kind == "deterministic":
+            group = counts.pop((line.case, json.dumps(line.point, sort_keys=True)), None)
+            if group:
+                lines += ["", _heading(line.case, line.point)] + _indent(_count_table(group, runs, step_at))
+            continue
         unit = f" [{line.unit}]" if line.unit else ""
-        point = ", ".join(f"{k}={v}" for k, v in line.point.items())
-        lines += ["", f"{line.case} · {line.metric}{unit} · {point}" if point else f"{line.case} · {line.metric}{unit}"]
+        lines += ["", _heading(line.case, line.point, f"{line.metric}{unit}")]
         rows = []
         for p in line.points:
             entry = runs[p.run]
-            value = f"failed: {p.error}" if p.error else format_value(p.value)
-            row = {"#": str(p.run + 1), "commit": entry.short, "date": (entry.commit_date or "")[:10], "value": value}
-            if line.kind != "deterministic":
-                row["IQR"] = f"{format_value(p.spread[0])}..{format_value(p.spread[1])}" if p.spread else ""
-                row["machine"] = p.machine or "unknown"
-            row["step"] = "step" if (entry.file, key) in step_at else ""
-            rows.append(row)
-        if line.kind == "deterministic":
-            rows = _fold_unchanged(rows)
+            rows.append({"#": str(p.run + 1), "commit": entry.short, "date": (entry.commit_date or "")[:10],
+                         "value": f"failed: {p.error}" if p.error else format_value(p.value),
+                         "IQR": f"{format_value(p.spread[0])}..{format_value(p.spread[1])}" if p.spread else "",
+                         "machine": p.machine or "unknown",
+                         "step": "step" if (entry.file, key) in step_at else ""})
         lines += _indent(_aligned(rows, right={"value", "IQR"}))
     if len(history.machines) > 1 or any(s.kind != "deterministic" for s in history.series.values()):
         lines += ["", "machines:"] + [f"  {key}: {text}" for key, text in history.machines.items()]
     return "\n".join(lines) + "\n"
+
+
+def _heading(case: str, point: dict[str, Any], metric: str = "") -> str:
+    where = ", ".join(f"{k}={v}" for k, v in point.items())
+    return " · ".join(part for part in (case, metric, where) if part)
+
+
+def _count_table(group: list[tuple[tuple, Series]], runs: list[Entry], step_at: set) -> list[str]:
+    """One row per run (consecutive runs with the same figures folded into one), one column per metric."""
+    from archbench.report.render import format_value
+
+    cells: dict[int, dict[str, str]] = {}
+    stepped: set[int] = set()
+    for key, line in group:
+        column = f"{line.metric} [{line.unit}]" if line.unit and line.unit != "count" else line.metric
+        for p in line.points:
+            cells.setdefault(p.run, {})[column] = f"failed: {p.error}" if p.error else format_value(p.value)
+            if (runs[p.run].file, key) in step_at:
+                stepped.add(p.run)
+    columns = list(dict.fromkeys(c for row in cells.values() for c in row))
+    rows = []
+    for run in sorted(cells):
+        entry = runs[run]
+        rows.append({"#": str(run + 1), "commit": entry.short, "date": (entry.commit_date or "")[:10],
+                     **{c: cells[run].get(c, "") for c in columns}, "step": "step" if run in stepped else ""})
+    return _aligned(_fold_unchanged(rows, columns), right=set(columns))
 
 
 def figure_key_of(change: Change) -> tuple:
@@ -210,8 +240,10 @@ def _summary(history: History, title: str) -> str:
     span = f", {dates[0]} to {dates[-1]}" if dates else ""
     text = (f"{title}: {len(runs)} runs of {commits} commits{span}, {len(history.machines)} machine"
             f"{'s' if len(history.machines) != 1 else ''}")
-    if history.not_significant:
-        text += f"; {history.not_significant} timing moves past their threshold were not significant"
+    n = history.not_significant
+    if n:
+        text += f"; {n} timing {'figure' if n == 1 else 'figures'} past {'its' if n == 1 else 'their'} threshold " \
+                "but not significant"
     return text
 
 
@@ -227,14 +259,13 @@ def step_rows(steps: list[Step]) -> list[dict[str, str]]:
     return out
 
 
-def _fold_unchanged(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Consecutive runs with the same count are one row: ``#`` ``1-4``, the first commit, ``4 runs``."""
+def _fold_unchanged(rows: list[dict[str, str]], columns: list[str]) -> list[dict[str, str]]:
+    """Consecutive runs with the same ``columns`` and no step are one row: ``#`` ``1-4``, the first commit."""
     folded: list[dict[str, str]] = []
     for row in rows:
         last = folded[-1] if folded else None
-        if last is not None and last["value"] == row["value"] and not row["step"]:
-            first = last["#"].split("-")[0]
-            last["#"] = f"{first}-{row['#']}"
+        if last is not None and not row["step"] and all(last[c] == row[c] for c in columns):
+            last["#"] = f"{last['#'].split('-')[0]}-{row['#']}"
             continue
         folded.append(dict(row))
     return folded
