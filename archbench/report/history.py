@@ -153,9 +153,10 @@ def spread(record: Record, records: dict[tuple, Record]) -> tuple[float, float] 
 
 
 def _describe_machine(env: dict[str, Any]) -> str:
-    parts = [env.get("gpu") or env.get("cpu"), env.get("device"), f"{env.get('threads')} threads",
+    threads = env.get("threads")
+    parts = [env.get("gpu") or env.get("cpu"), env.get("device"), _plural(threads, "thread") if threads else None,
              f"torch {env.get('torch')}", env.get("dtype")]
-    return ", ".join(str(p) for p in parts if p and p != "None threads")
+    return ", ".join(str(p) for p in parts if p)
 
 
 # ---- text ----------------------------------------------------------------------------------------
@@ -238,13 +239,16 @@ def _summary(history: History, title: str) -> str:
     commits = len({entry.commit for entry in runs})
     dates = [entry.commit_date[:10] for entry in runs if entry.commit_date]
     span = f", {dates[0]} to {dates[-1]}" if dates else ""
-    text = (f"{title}: {len(runs)} runs of {commits} commits{span}, {len(history.machines)} machine"
-            f"{'s' if len(history.machines) != 1 else ''}")
+    text = f"{title}: {_plural(len(runs), 'run')} of {_plural(commits, 'commit')}{span}, " \
+           f"{_plural(len(history.machines), 'machine')}"
     n = history.not_significant
     if n:
-        text += f"; {n} timing {'figure' if n == 1 else 'figures'} past {'its' if n == 1 else 'their'} threshold " \
-                "but not significant"
+        text += f"; {_plural(n, 'timing figure')} past {'its' if n == 1 else 'their'} threshold but not significant"
     return text
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def step_rows(steps: list[Step]) -> list[dict[str, str]]:
