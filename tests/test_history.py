@@ -190,8 +190,8 @@ POINT = {"batch": 1, "input": "3x64x64"}
 
 
 def synthetic(day, samples, machine=MACHINE_A, macs=1_000_000, suite="s", value=None, **meta):
-    """A finished run of suite ``suite`` at commit ``<day><day>...`` (40 hex digits): macs, latency_s (median of samples, or
-    ``value``) with its samples, and the throughput derived from it."""
+    """A finished run of suite ``suite`` at commit ``<day><day>...`` (40 hex digits): macs, latency_s (the median
+    of ``samples``, or ``value``) with its samples, and the throughput derived from it."""
     median = sorted(samples)[len(samples) // 2] if value is None else value
     env = {**machine, "project_commit": f"{day:x}" * 40, "project_commit_date": f"2026-02-{day:02d}T00:00:00+00:00"}
     return RunDocument(env=env, meta={"suite": suite, "complete": True, **meta}, records=[
@@ -346,7 +346,8 @@ def test_export_bencher_is_the_bencher_metric_format(cli, tmp_path):
     thr = bmf["c"]["throughput_items_s"]
     assert thr["value"] == pytest.approx(1 / 0.017)
     assert (thr["lower_value"], thr["upper_value"]) == (pytest.approx(1 / 0.018), pytest.approx(1 / 0.016))
-    assert bmf["sweep [seq=128]"] == {"macs": {"value": 12_800}} and bmf["sweep [seq=256]"] == {"macs": {"value": 25_600}}
+    assert bmf["sweep [seq=128]"] == {"macs": {"value": 12_800}}
+    assert bmf["sweep [seq=256]"] == {"macs": {"value": 25_600}}
     assert "broken" not in bmf and "broken params: failed" in result.stderr
 
 

@@ -69,7 +69,8 @@ def show_command(
         raise UserError(f"--store {store}: no runs (add one with `archbench history add RUN.json --store {store}`)")
     history = build_history(ordered_runs(history_store), thresholds=thresholds, alpha=alpha, case=case, metric=metric)
     if not history.series:
-        raise UserError(f"no figure matches --case {case!r} --metric {metric!r} in {store}")
+        given = " ".join(f"--{name} {value!r}" for name, value in (("case", case), ("metric", metric)) if value)
+        raise UserError(f"no figure matches {given} in {store}")
     typer.echo(format_history(history, f"history of suite {history_store.suite}"), nl=False)
     if plot:
         from archbench.report.history_plot import plot_history
