@@ -73,7 +73,7 @@ def to_github_action_benchmark(document: RunDocument) -> tuple[str, list[str]]:
         if record.metric in METRICS and METRICS[record.metric].better == "higher":
             higher.append(names[figure_key(record)])
             continue
-        bench: dict[str, Any] = {"name": names[figure_key(record)], "unit": record.unit or "1", "value": record.value}
+        bench: dict[str, Any] = {"name": names[figure_key(record)], "unit": record.unit, "value": record.value}
         quartiles = _quartiles(record, document)
         if quartiles:
             bench["range"] = f"IQR {quartiles[0]:.4g} to {quartiles[1]:.4g}"
