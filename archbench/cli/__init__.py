@@ -12,6 +12,7 @@ from archbench.cli import perf_cmd  # noqa: F401  (registers latency, memory)
 from archbench.cli import scaling_cmd  # noqa: F401  (registers scaling)
 from archbench.cli import claims_cmd  # noqa: F401  (registers claims)
 from archbench.cli import suite_cmd  # noqa: F401  (registers run, merge, compare, report)
+from archbench.cli import history_cmd  # noqa: F401  (registers history add, show, export)
 from archbench.cli.app import app
 
 
