@@ -26,13 +26,15 @@ SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length T 
 InputOpt = Annotated[Optional[str], typer.Option("--input", help="Input shape without batch, e.g. 3x299x299.")]
 DeviceOpt = Annotated[str, typer.Option(
     "--device", help="Where to run.", metavar="[cpu|cuda|cuda:N]", autocompletion=lambda: ["cpu", "cuda", "cuda:0"])]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.", metavar="[float32|bfloat16|float16]",
+                                       autocompletion=lambda: ["float32", "bfloat16", "float16"])]
 PhaseOpt = Annotated[str, typer.Option(
     "--phase", help="prefill: one forward over --seq tokens; decode: one new token after a KV cache of --seq tokens.",
     metavar="[prefill|decode]", autocompletion=lambda: ["prefill", "decode"])]
 AttentionCountOpt = Annotated[str, typer.Option(
     "--attention-count", help="full: every query-key pair (what the math backend computes); causal: only the pairs "
-                              "a causal or sliding-window mask keeps.")]
+                              "a causal or sliding-window mask keeps.",
+    metavar="[full|causal]", autocompletion=lambda: ["full", "causal"])]
 AllowCodeOpt = Annotated[bool, typer.Option(
     "--allow-code", help="Run models that are code (FILE.py:ATTR, MODULE:ATTR) named in the file; refused without it, "
                          "as the file may come from someone else (a pull request).")]

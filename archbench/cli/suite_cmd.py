@@ -117,7 +117,9 @@ def compare_command(
     deterministic_only: Annotated[bool, typer.Option(
         "--deterministic-only", help="Only the exact figures (params, MACs...), not timings or memory.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown (a PR comment), json, or github (a "
-                                     "job summary, to $GITHUB_STEP_SUMMARY when set).")] = "table",
+                                     "job summary, to $GITHUB_STEP_SUMMARY when set).",
+                                     metavar="[table|markdown|json|github]",
+                                     autocompletion=lambda: ["table", "markdown", "json", "github"])] = "table",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Also write the report to .md or .json.")] = None,
     allow_incomplete: Annotated[bool, typer.Option(
         "--allow-incomplete", help="Compare a run that did not finish (interrupted, killed, a journal) anyway.")] = False,
@@ -188,7 +190,8 @@ def _github_summary(text: str, summary: str) -> None:
 @handle_errors
 def report_command(
     run: Annotated[str, typer.Argument(help="Run document (.json) from run, merge, scaling or any --out.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or html.")] = "markdown",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or html.", metavar="[markdown|html]",
+                                     autocompletion=lambda: ["markdown", "html"])] = "markdown",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write to FILE (plots next to it).")] = None,
 ) -> None:
     """Render a run as a readable Markdown or HTML report, with a plot of each sweep."""
