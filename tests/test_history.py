@@ -105,7 +105,7 @@ def project(tmp_path_factory):
         run = root / f"run-{i}.json"
         os.chdir(checkout)
         try:
-            result = runner.invoke(app, ["run", "suite.yaml", "--out", str(run), "--format", "json"])
+            result = runner.invoke(app, ["run", "suite.yaml", "--out", str(run), "--format", "json", "--allow-code"])
         finally:
             os.chdir(cwd)
         assert result.exit_code == 0, result.output

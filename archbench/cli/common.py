@@ -26,8 +26,9 @@ SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length T 
 InputOpt = Annotated[Optional[str], typer.Option("--input", help="Input shape without batch, e.g. 3x299x299.")]
 DeviceOpt = Annotated[str, typer.Option(
     "--device", help="Where to run.", metavar="[cpu|cuda|cuda:N]", autocompletion=lambda: ["cpu", "cuda", "cuda:0"])]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.", metavar="[float32|bfloat16|float16]",
-                                       autocompletion=lambda: ["float32", "bfloat16", "float16"])]
+DtypeOpt = Annotated[str, typer.Option(
+    "--dtype", help="float32, bfloat16 or float16.", metavar="[float32|bfloat16|float16]",
+    autocompletion=lambda: ["float32", "bfloat16", "float16"])]
 PhaseOpt = Annotated[str, typer.Option(
     "--phase", help="prefill: one forward over --seq tokens; decode: one new token after a KV cache of --seq tokens.",
     metavar="[prefill|decode]", autocompletion=lambda: ["prefill", "decode"])]
@@ -122,10 +123,8 @@ def runs_model_code(command):
     def wrapper(*args, **kwargs):
         from archbench.models.python_source import code_from_data
 
-        where = kwargs.get("suite") or "the claims file"
-        allowed = kwargs.get("allow_code", True)
         machine = kwargs.get("fmt", "table") != "table" or not sys.stdout.isatty()
-        with code_from_data(str(where), allowed), _prints_to_stderr(machine):
+        with code_from_data(kwargs.get("allow_code", True)), _prints_to_stderr(machine):
             return command(*args, **kwargs)
 
     return wrapper

@@ -49,7 +49,7 @@ from archbench.spec import suggest
 CONFIG_SUFFIXES = ("Config", "Args", "Dims")
 """Endings of a config dataclass's name, found in the module when the constructor's parameter has no annotation."""
 _LOADED_FILES: dict[Path, Any] = {}
-_CODE_REFUSED_IN: str | None = None  # set by code_from_data: where model names are data, not code
+_CODE_REFUSED = False  # set by code_from_data: model names come from a data file, not a person
 
 
 class _Required:
@@ -63,16 +63,16 @@ REQUIRED = _Required()
 
 
 @contextlib.contextmanager
-def code_from_data(where: str, allowed: bool):
-    """While active, a model that is code (``FILE.py:ATTR``, ``module:ATTR``) is refused, naming ``where`` (a suite
-    or claims file), unless ``allowed`` (``--allow-code``)."""
-    global _CODE_REFUSED_IN
-    previous = _CODE_REFUSED_IN
-    _CODE_REFUSED_IN = None if allowed else where
+def code_from_data(allowed: bool):
+    """While active, the models named come from a data file (a suite, a claims file): one that is code
+    (``FILE.py:ATTR``, ``module:ATTR``) is refused unless ``allowed`` (``--allow-code``)."""
+    global _CODE_REFUSED
+    previous = _CODE_REFUSED
+    _CODE_REFUSED = not allowed
     try:
         yield
     finally:
-        _CODE_REFUSED_IN = previous
+        _CODE_REFUSED = previous
 
 
 def entry_for(name: str) -> ModelEntry:
@@ -81,9 +81,9 @@ def entry_for(name: str) -> ModelEntry:
     is_file = target.endswith(".py") or "/" in target or os.sep in target
     if not is_file:
         _refuse_registry_name(name, target)
-    if _CODE_REFUSED_IN is not None:
-        raise UserError(f"{name}: a model that is code runs only with --allow-code; {_CODE_REFUSED_IN} names it, "
-                        "and archbench's own YAML and JSON inputs never execute code by themselves")
+    if _CODE_REFUSED:
+        raise UserError(f"{name}: a model that is code runs only with --allow-code (a suite or claims file never "
+                        "executes code by itself)")
     from archbench.models.build import BUILD_TIME_LIMIT_S, time_limit
 
     with time_limit(BUILD_TIME_LIMIT_S, f"{target}: loading"), _exits_refused(f"{target}: loading"):
