@@ -83,20 +83,41 @@ class Summary:
 
 
 def summarize(subject: Subject, depth: int | None = DEFAULT_DEPTH) -> Summary:
-    """The summary tree of a built subject down to ``depth`` (None: every module)."""
-    from archbench.measure.flops import count_flops
+    """The summary tree of a built subject down to ``depth`` (None: every module).
+
+    A forward that cannot run on the meta device (it reads a value: BART's padding mask) is counted
+    on the CPU when the subject can be rebuilt there, and a warning says so, as ``flops`` does.
+    """
+    from archbench.errors import UserError, describe_error
     from archbench.measure.params import count_params
 
-    shapes = _output_shapes(subject.module)
-    with shapes:
-        count = count_flops(subject, engine="dispatch")
+    notes: list[str] = []
+    try:
+        count, shapes = _count(subject)
+    except UserError:
+        raise
+    except Exception as exc:
+        if subject.device != "meta" or subject.recipe is None:
+            raise
+        subject = subject.recipe.build("cpu", subject)
+        count, shapes = _count(subject)
+        notes.append(f"counted on cpu: its forward cannot run on the meta device ({describe_error(exc)})")
     params = count_params(subject.module, per_module=True)
     figures = {name: (params.by_module.get(name, 0), count.by_module.get(name, 0), count.other_by_module.get(name, 0))
                for name in params.by_module}
     figures[""] = (params.total, count.macs, count.other_flops)  # the totals: what `params` and `flops` report
     rows: list[SummaryRow] = []
-    _add_rows(rows, subject.module, "", 0, 1, figures, shapes.seen, count.macs, depth)
-    return Summary(subject.label, dict(subject.point), rows, list(count.warnings))
+    _add_rows(rows, subject.module, "", 0, 1, figures, shapes, count.macs, depth)
+    return Summary(subject.label, dict(subject.point), rows, list(count.warnings) + notes)
+
+
+def _count(subject: Subject):
+    """The dispatch engine's count of one forward, and each module's output shape (module name -> "AxBxC")."""
+    from archbench.measure.flops import count_flops
+
+    with _output_shapes(subject.module) as shapes:
+        count = count_flops(subject, engine="dispatch")
+    return count, shapes.seen
 
 
 def summary(model, inputs=None, *, depth: int | None = DEFAULT_DEPTH, **build) -> Summary:
