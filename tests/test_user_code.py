@@ -613,3 +613,9 @@ def test_a_hub_repository_not_in_the_cache_says_where_to_put_its_config(cli, tmp
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     refused(cli("params", "hf:someorg/absent-model"),
             f"hf:someorg/absent-model: no config.json for it in the local Hugging Face cache ({tmp_path}/hf/hub)")
+
+
+def test_a_module_that_is_not_there_suggests_registry_names(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(cli("params", "resnt50:build"), "cannot import module 'resnt50'")
+    assert "did you mean resnet50" in cli("params", "resnt50:build").stderr

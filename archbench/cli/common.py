@@ -123,7 +123,7 @@ def runs_model_code(command):
     def wrapper(*args, **kwargs):
         from archbench.models.python_source import code_from_data
 
-        machine = kwargs.get("fmt", "table") != "table" or not sys.stdout.isatty()
+        machine = kwargs.get("fmt", "table") != "table" or not getattr(sys.stdout, "isatty", lambda: False)()
         with code_from_data(kwargs.get("allow_code", True)), _prints_to_stderr(machine):
             return command(*args, **kwargs)
 

@@ -196,8 +196,10 @@ def _import(target: str):
     try:
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
+        from archbench.models.registry import _REGISTRY
+
         raise UserError(f"cannot import module {target!r} ({exc}); a file is named path/to/file.py:ATTR, a "
-                        "registry model NAME:key=value") from None
+                        f"registry model NAME:key=value{suggest(target, list(_REGISTRY))}") from None
     except UserError:
         raise
     except Exception as exc:
