@@ -38,6 +38,7 @@ import inspect
 import os
 import sys
 import typing
+import weakref
 import zlib
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ CONFIG_SUFFIXES = ("Config", "Args", "Dims")
 """Endings of a config dataclass's name, found in the module when the constructor's parameter has no annotation."""
 _LOADED_FILES: dict[Path, Any] = {}
 _CODE_REFUSED = False  # set by code_from_data: model names come from a data file, not a person
+_BUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> the model it was built as (forward_failure)
 
 
 class _Required:
@@ -389,27 +391,15 @@ def _checked(builder, name: str):
         if not isinstance(module, nn.Module):
             raise UserError(f"{name} returned {type(result).__name__}: expected an nn.Module or (module, "
                             "example_inputs)")
-        _remember(module, name)
+        _BUILT[module] = name
         return result
 
     return build
 
 
-_BUILT: "weakref.WeakKeyDictionary" = None  # module -> the model name it was built from (see forward_failure)
-
-
-def _remember(module, name: str) -> None:
-    global _BUILT
-    import weakref
-
-    if _BUILT is None:
-        _BUILT = weakref.WeakKeyDictionary()
-    _BUILT[module] = name
-
-
 def forward_failure(exc: BaseException) -> str | None:
-    """"MODEL: its forward failed: Type: message" when ``exc`` came out of the forward of a model built from user
-    code (a frame of ``nn.Module.__call__`` on it is in the traceback), else None."""
+    """The line ``MODEL: its forward failed: Type: message`` when ``exc`` came out of the forward of a model built
+    from user code (a frame of ``nn.Module.__call__`` on it is in the traceback), else None."""
     if not _BUILT:
         return None
     traceback = exc.__traceback__
