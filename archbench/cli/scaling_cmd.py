@@ -48,8 +48,8 @@ def scaling_command(
     """
     from archbench.errors import UserError
     from archbench.limits import positive_finite
-    from archbench.measure.run import Settings, preflight
-    from archbench.measure.scaling import METRIC_GROUPS, plan_points
+    from archbench.measure.run import Settings, check_groups, preflight
+    from archbench.measure.scaling import plan_points
     from archbench.models.subject import Recipe
     from archbench.spec import parse_range
 
@@ -66,9 +66,7 @@ def scaling_command(
     check_threads(threads)
     values = parse_range(text, points)
     metrics = list(dict.fromkeys(m.strip() for m in metric.split(",") if m.strip()))
-    unknown = [m for m in metrics if m not in METRIC_GROUPS]
-    if unknown or not metrics:
-        raise UserError(f"unknown --metric {metric!r}; expected a comma-separated subset of {', '.join(METRIC_GROUPS)}")
+    check_groups(metrics, sweeps=True, what="--metric")
     template = Recipe("", batch, dtype=dtype, phase=phase, head=head)
     settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, timeout_s=timeout,
                         attention_count=attention_count)

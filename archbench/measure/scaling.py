@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from archbench.errors import UserError
-from archbench.measure.run import GROUPS, Settings, failure_record, measure_group
+from archbench.measure.run import GROUPS, Settings, check_groups, failure_record, group_names, measure_group
 from archbench.metrics import AXIS_UNITS
 from archbench.models.subject import Recipe
 from archbench.results.record import Record
 
 AXES = ("seq", "batch", "resolution")
-METRIC_GROUPS = ("flops", "latency", "memory")
 FITTED_METRICS = ("macs", "latency_s", "peak_memory_bytes", "score_matrix_bytes", "kv_cache_bytes")
 """Per-point metrics that get exponents and crossovers (``flops`` is 2 × ``macs``: same exponent)."""
 
@@ -59,15 +58,6 @@ class SweepPoint:
     @property
     def input_shape(self) -> tuple[int, ...] | None:
         return self.recipe.input_shape
-
-
-def _group_measurer(group: str) -> Callable[[SweepPoint, Settings, list], list]:
-    return lambda point, settings, earlier: measure_group(group, point.recipe, settings, earlier)
-
-
-MEASURERS: dict[str, Callable[[SweepPoint, Settings, list], list]] = {g: _group_measurer(g) for g in METRIC_GROUPS}
-"""Metric group -> measurer(point, settings, records of this point so far): the one path of
-:mod:`archbench.measure.run`, at one sweep point (the seam a test stubs)."""
 
 
 def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: int | None = None,
@@ -139,16 +129,15 @@ def run_sweep(
     writer=None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Record]:
-    """Measure ``metrics`` (groups of :data:`METRIC_GROUPS`) of every model at every value of ``axis``.
+    """Measure ``metrics`` (the metric groups a sweep measures, :func:`archbench.measure.run.group_names`) of every
+    model at every value of ``axis``.
 
     Every point goes through :func:`archbench.measure.run.measure_group`, as every other
     caller's. Returns the per-point records followed by :func:`sweep_summary`'s. Each
     finished record goes to ``writer.add`` at once; ``progress(done, total, description)`` is
     called before each step and once at the end. Ctrl-C propagates, with every finished point written.
     """
-    unknown = [m for m in metrics if m not in METRIC_GROUPS]
-    if unknown or not metrics:
-        raise UserError(f"unknown metric {(unknown or [''])[0]!r}; expected some of {', '.join(METRIC_GROUPS)}")
+    check_groups(metrics, sweeps=True)
     plan = plan_points(models, values, axis, template=template)
     total = sum(len(row) for row in plan) * len(metrics)
     records: list[Record] = []
@@ -161,7 +150,7 @@ def run_sweep(
                 if progress:
                     progress(done, total, f"{point.label} {axis}={point.value}: {group}")
                 new = _measure_step(point, group, settings, point_records, failed_at.get((point.label, group)))
-                if any(r.error for r in new if r.metric == GROUPS[group]):
+                if any(r.error for r in new if r.metric == GROUPS[group].primary):
                     failed_at.setdefault((point.label, group), point.value)
                 point_records.extend(new)
                 records.extend(new)
@@ -182,13 +171,8 @@ def _measure_step(point: SweepPoint, group: str, settings: Settings, earlier: li
     """The records of one metric group at one point; a failure or a skip becomes one error record."""
     if failed_at is not None:
         new = [failure_record(point.recipe, group, f"skipped: {group} already failed at {point.axis}={failed_at}")]
-    else:
-        try:
-            new = MEASURERS[group](point, settings, earlier)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # OOM, an op without a kernel, a bad size: a row with its error, and go on
-            new = [failure_record(point.recipe, group, exc)]
+    else:  # OOM, an op without a kernel, a bad size: a row with its error, and the sweep goes on
+        new = measure_group(group, point.recipe, settings, earlier)
     for record in new:
         record.model = point.label
     return new
