@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from archbench.errors import UserError
 from archbench.measure import formulas, ops
 from archbench.measure.params import module_depth
-from archbench.metrics import unit_of
 from archbench.models.structure import META_ROUTING, is_attention_module, meta_routing
 from archbench.results.record import Record
 
@@ -159,25 +158,25 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
     if count.significant_uncounted:
         details["significant_uncounted"] = count.significant_uncounted
     records = [
-        Record(built.label, "macs", count.macs, unit_of("macs"), point, warnings=list(count.warnings), details=details),
-        Record(built.label, "flops", count.flops, unit_of("flops"), point, details={"definition": "2 x macs"}),
-        Record(built.label, "other_flops", count.other_flops, unit_of("other_flops"), point,
+        Record.of(built.label, "macs", count.macs, point, warnings=list(count.warnings), details=details),
+        Record.of(built.label, "flops", count.flops, point, details={"definition": "2 x macs"}),
+        Record.of(built.label, "other_flops", count.other_flops, point,
                details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
     ]
     if count.attention_macs:
         from archbench.measure.architecture import attention_share
 
-        records.append(Record(built.label, "attention_share", attention_share(count), unit_of("attention_share"), point,
+        records.append(Record.of(built.label, "attention_share", attention_share(count), point,
                               details={"attention_macs": count.attention_macs, "macs": count.macs,
                                        "attention_count": attention_count,
                                        "what": "MACs of attention's score and value products (QK^T, AV) / macs"}))
     if by == "module":
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):
-                records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "module": name}))
+                records.append(Record.of(built.label, "macs", macs, {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
-            records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "operator": op}))
+            records.append(Record.of(built.label, "macs", macs, {**point, "operator": op}))
     return records
 
 

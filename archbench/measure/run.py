@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from archbench.errors import UserError, describe_error
-from archbench.metrics import unit_of
 from archbench.models.subject import Recipe, Subject
 from archbench.results.record import Record
 
@@ -103,7 +102,7 @@ def failure_record(recipe: Recipe, group: str, exc: BaseException | str) -> Reco
     """The record of a group that could not be measured: value None, the error in one line."""
     metric = GROUPS[group].primary
     error = exc if isinstance(exc, str) else describe_error(exc)
-    return Record(recipe.spec, metric, None, unit_of(metric), recipe.known_point(), error=error)
+    return Record.of(recipe.spec, metric, None, recipe.known_point(), error=error)
 
 
 def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:

@@ -20,7 +20,6 @@ from typing import Callable
 
 from archbench.errors import UserError
 from archbench.measure.run import GROUPS, Settings, check_groups, failure_record, group_names, measure_group
-from archbench.metrics import AXIS_UNITS
 from archbench.models.subject import Recipe
 from archbench.results.record import Record
 
@@ -276,7 +275,7 @@ def _attention_half_lengths(records: list[Record]) -> list[Record]:
         if found is None:
             side = "above" if ys and ys[0] >= 0.5 else "below"
             details["result"] = f"{side} one half over {xs[0]}..{xs[-1]}"
-        summary.append(Record(model, "attention_half_length", found, "tokens", _fixed_point(points, "seq"),
+        summary.append(Record.of(model, "attention_half_length", found, _fixed_point(points, "seq"),
                               details=details))
     return summary
 
@@ -314,18 +313,18 @@ def _exponent_records(model: str, metric: str, points: list[Record], axis: str) 
     good = _measured(points)
     xs, ys = _xy(good, axis)
     records = [
-        Record(model, f"{metric}_local_exponent", k, "", r1.point, details={"from": x0, "to": x1, "axis": axis})
+        Record.of(model, f"{metric}_local_exponent", k, r1.point, details={"from": x0, "to": x1, "axis": axis})
         for k, r1, x0, x1 in zip(local_exponents(xs, ys), good[1:], xs, xs[1:])
     ]
     name, fixed = f"{metric}_exponent", _fixed_point(points, axis)
     if len(xs) < 2:
         error = f"needs at least 2 measured points, got {len(xs)}"
-        return records + [Record(model, name, None, "", fixed, error=error, details={"axis": axis})]
+        return records + [Record.of(model, name, None, fixed, error=error, details={"axis": axis})]
     exponent, r2 = fit_loglog(xs, ys)
     details = {"r2": r2, "axis": axis, "from": xs[0], "to": xs[-1], "points": len(xs), "of": metric}
     warnings = [f"{metric}: {len(points) - len(xs)} of {len(points)} points failed and are left out of the fit"] \
         if len(xs) < len(points) else []
-    return records + [Record(model, name, exponent, "", fixed, warnings=warnings, details=details)]
+    return records + [Record.of(model, name, exponent, fixed, warnings=warnings, details=details)]
 
 
 def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], points_b: list[Record], axis: str) -> Record:
@@ -333,11 +332,11 @@ def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], point
     xb, yb = _xy(_measured(points_b), axis)
     common = sorted(set(xa) & set(xb))
     by_a, by_b = dict(zip(xa, ya)), dict(zip(xb, yb))
-    name, unit, model = f"{metric}_crossover", AXIS_UNITS[axis], f"{a} vs {b}"
+    name, model = f"{metric}_crossover", f"{a} vs {b}"
     fixed = _fixed_point(points_a + points_b, axis)
     if len(common) < 2:
         error = f"needs at least 2 points measured for both, got {len(common)}"
-        return Record(model, name, None, unit, fixed, error=error)
+        return Record.of(model, name, None, fixed, axis=axis, error=error)
     ya, yb = [by_a[x] for x in common], [by_b[x] for x in common]
     found = crossings(common, ya, yb)
 
@@ -348,4 +347,4 @@ def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], point
                "lower_at_start": lower(0), "lower_at_end": lower(-1)}
     if not found:
         details["result"] = f"none in range {common[0]}..{common[-1]} ({lower(0)} lower throughout)"
-    return Record(model, name, found[0] if found else None, unit, fixed, details=details)
+    return Record.of(model, name, found[0] if found else None, fixed, axis=axis, details=details)
