@@ -78,13 +78,30 @@ class FlopCount:
         return {op: n for op, n in self.uncounted.items() if ops.base_name(op) not in ops.NEGLIGIBLE_OPS}
 
 
-def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
-                  attention_count: str = "full") -> str:
-    """The engine that will count ``built``: fvcore where jit tracing can, dispatch elsewhere."""
+def check_count_options(engine: str = "auto", attention_count: str = "full", by: str | None = None,
+                        depth: int | None = None) -> str | None:
+    """UserError (one line) for an unknown engine, attention count or breakdown, or a depth below 1 or with
+    ``by="operator"``; returns the breakdown (a depth alone means per module). The one check of these options,
+    for the commands, the suites and the API alike."""
     if engine not in ENGINES:
         raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if attention_count not in ATTENTION_COUNTS:
         raise UserError(f"unknown --attention-count {attention_count!r}; expected one of {', '.join(ATTENTION_COUNTS)}")
+    if by not in (None, "module", "operator"):
+        raise UserError(f"unknown --by {by!r}; expected module or operator")
+    if depth is not None:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise UserError(f"--depth must be a positive integer, got {depth}")
+        if by == "operator":
+            raise UserError("--depth applies to --by module, not --by operator")
+        return "module"
+    return by
+
+
+def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
+                  attention_count: str = "full") -> str:
+    """The engine that will count ``built``: fvcore where jit tracing can, dispatch elsewhere."""
+    check_count_options(engine, attention_count)
     from archbench.models.decode import DecodeStep
 
     _, kwargs = built.example_inputs(device="meta")
@@ -144,8 +161,7 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
                  engine: str = "auto", attention_count: str = "full") -> list[Record]:
     """Records ``macs``, ``flops`` and ``other_flops`` for the model, then per module (``by="module"``,
     down to ``depth``) or per operator (``by="operator"``) ``macs`` rows."""
-    if by not in (None, "module", "operator"):
-        raise UserError(f"unknown --by {by!r}; expected module or operator")
+    check_count_options(engine, attention_count, by)
     count = count_flops(built, backward=backward, engine=engine, attention_count=attention_count)
     point = dict(built.point)
     details: dict[str, Any] = {"engine": count.engine, "pass": "forward+backward" if backward else "forward"}

@@ -117,10 +117,9 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
     on_device = [g for g in groups if g in GROUPS and GROUPS[g].on_device]
     if settings.device == "meta" and on_device:
         raise UserError("latency and memory need a real device (cpu or cuda); the meta device computes nothing")
-    from archbench.measure.flops import ATTENTION_COUNTS
+    from archbench.measure.flops import check_count_options
 
-    if settings.attention_count not in ATTENTION_COUNTS:
-        raise UserError(f"unknown attention count {settings.attention_count!r}; expected full or causal")
+    check_count_options(settings.engine, settings.attention_count, settings.by, settings.depth)
     meta = recipe.build("meta")
     if on_device:
         check_inputs_fit(meta, settings.device)
