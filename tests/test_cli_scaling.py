@@ -156,3 +156,16 @@ def test_flops_sweep_with_the_real_counter(cli):
     assert gru == {t: 3 * t * (512 * 512 + 512 * 512) for t in (64, 256, 1024)}
     local = [r["value"] for r in records if r["model"] == "transformer:layers=1" and r["metric"] == "macs_local_exponent"]
     assert len(local) == 2 and 1.0 < local[0] < local[1] < 2.0
+
+
+def test_report_renders_a_sweep_with_the_tables_scaling_prints(cli, stub_latency, tmp_path):
+    out = tmp_path / "run.json"
+    printed = cli("scaling", "-m", "transformer", "-m", "lstm", "--seq", "16,64,256", "--metric", "latency",
+                  "--out", str(out))
+    assert printed.exit_code == 0, printed.output
+    report = cli("report", str(out))
+    assert report.exit_code == 0, report.output
+    for text in ("fitted log-log exponents", "crossovers", "64 tokens", "transformer below, lstm above"):
+        assert text in printed.stdout and text in report.stdout
+    # 16·T² ns against 64·T: k = 2 and 1, the same figures in both
+    assert "| transformer | latency_s | 2 " in report.stdout and "| lstm | latency_s | 1 " in report.stdout
