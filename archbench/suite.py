@@ -244,9 +244,13 @@ class _Reader:
             elif name == "dtype":
                 values[name] = self.choice(value_node, where, _dtypes())
             elif name == "phase":
-                values[name] = self.choice(value_node, where, ("prefill", "decode"))
+                from archbench.models.subject import PHASES
+
+                values[name] = self.choice(value_node, where, PHASES)
             elif name == "attention_count":
-                values[name] = self.choice(value_node, where, ("full", "causal"))
+                from archbench.measure.flops import ATTENTION_COUNTS
+
+                values[name] = self.choice(value_node, where, ATTENTION_COUNTS)
             elif name == "head":
                 values[name] = self.choice(value_node, where, (True, False))
             else:
