@@ -480,13 +480,6 @@ def _untracked_total(name: str, tracked: dict[str, int]) -> int:
     return sum(tracked[c] for c in outermost)
 
 
-def _largest_numel(value) -> int:
-    import torch
-    from torch.utils._pytree import tree_flatten
-
-    return max((t.numel() for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)), default=0)
-
-
 def _first_tensor(output):
     """The tensor a training step's loss is taken from: the output, or the first tensor in it."""
     import torch
