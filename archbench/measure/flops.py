@@ -398,7 +398,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
                 module(*args, **kwargs)
     counts = counter.get_flop_counts()
     by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
-    tracked = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
+    tracked = {_module_name(name, root): sum(per_op.values()) // 2
+               for name, per_op in counts.items() if name != "Global"}
     by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name in modules}
     details: dict[str, Any] = {}
     if calls.count == "causal" and calls.eager:
