@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from archbench.errors import UserError
-from archbench.measure.run import GROUPS, Settings, check_groups, failure_record, group_names, measure_group
+from archbench.measure.run import GROUPS, Settings, check_groups, failure_record, measure_group
 from archbench.models.subject import Recipe
 from archbench.results.record import Record
 
