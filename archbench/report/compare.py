@@ -38,7 +38,7 @@ from typing import Any
 
 from archbench.errors import UserError
 from archbench.metrics import METRICS, kind_of
-from archbench.results.record import Record, RunDocument
+from archbench.results.record import Record, RunDocument, unfinished
 
 STATUSES = ("invalid", "newly failing", "regressed", "changed", "missing", "not significant", "not comparable",
             "improved", "fixed", "new", "still failing")
@@ -53,18 +53,6 @@ def metric_kind(metric: str) -> str:
     """``timing``, ``memory`` (measured, noisy) or ``deterministic`` (counts and analytic figures: exact)."""
     kind = kind_of(metric)
     return "deterministic" if kind in ("count", "analytic") else kind
-
-
-def unfinished(document: RunDocument) -> str | None:
-    """Why ``document`` is not a finished run (read from a journal, interrupted, not complete), or None."""
-    meta = document.meta
-    if meta.get("journal"):
-        return f"it is the journal of a run that did not finish ({meta['journal']})"
-    if meta.get("interrupted"):
-        return "the run was interrupted"
-    if meta.get("complete") is False:
-        return "the run did not finish (meta.complete is false)"
-    return None
 
 
 def check_comparable(runs: list[tuple[str, RunDocument]], allow_incomplete: bool = False) -> None:

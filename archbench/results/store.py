@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from archbench.errors import UserError
-from archbench.results.record import RunDocument, load_run
+from archbench.results.record import RunDocument, load_run, unfinished
 
 INDEX = "index.json"
 STORE_VERSION = 1
@@ -120,7 +120,6 @@ def add_run(store_path: str | Path, run_path: str | Path) -> tuple[Entry, bool]:
 
 def _check_addable(document: RunDocument, run_path: str | Path) -> str:
     """The run's project commit; UserError for a run the history cannot hold."""
-    from archbench.report.compare import unfinished
 
     reason = unfinished(document)
     if reason:
