@@ -369,7 +369,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
 
         def file_op(self, func, args, kwargs, out) -> int:
             """Files one op through the op table; returns the other FLOPs it added."""
-            name = ops.base_name(str(func._overloadpacket))
+            name = ops.base_name(str(func.overloadpacket))
             entry = ops.OPS.get(name)
             if entry is None:
                 if name not in ops.DATA_MOVEMENT_OPS:

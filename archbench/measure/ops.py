@@ -447,7 +447,7 @@ def dispatch_call(func, args: tuple, kwargs: dict, out, kept: int | None = None)
 
     first = out if isinstance(out, torch.Tensor) else next(
         (t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)), None)
-    return Call(base_name(str(func._overloadpacket)), names, values, convert, sizes,
+    return Call(base_name(str(func.overloadpacket)), names, values, convert, sizes,
                 tuple(first.shape) if first is not None else None, kept)
 
 

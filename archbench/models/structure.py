@@ -48,14 +48,13 @@ def meta_routing(module, device: str):
     grouped_mm fails there on a dtype check and the eager loop on ``nonzero``; batched_mm sends each token
     to its top-k experts, the routing assumed where it cannot be read. Yields whether the model has experts."""
     layers = expert_layers(module)
-    configs = {id(c): c for experts, _ in layers
-               if (c := getattr(experts, "config", None)) is not None and hasattr(c, "_experts_implementation")}
-    saved = {key: config._experts_implementation for key, config in configs.items()}
-    if device == "meta":
-        for config in configs.values():
-            config._experts_implementation = "batched_mm"
-    try:
+    model = next((m for m in module.modules() if hasattr(m, "set_experts_implementation")), None)
+    if device != "meta" or not layers or model is None:
         yield bool(layers)
+        return
+    saved = model.get_experts_implementation()  # transformers' public switch, read and restored
+    model.set_experts_implementation("batched_mm")
+    try:
+        yield True
     finally:
-        for key, config in configs.items():
-            config._experts_implementation = saved[key]
+        model.set_experts_implementation(saved)
