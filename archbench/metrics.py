@@ -54,6 +54,8 @@ _TABLE = (
     Metric("macs", "MAC", "count", "lower", "multiply-accumulates"),
     Metric("flops", "FLOP", "count", "lower", "2 x macs"),
     Metric("other_flops", "FLOP", "count", "lower", "bias, normalisation, softmax, activation, elementwise"),
+    Metric("bytes_moved", "bytes", "count", "lower",
+           "bytes every op reads and writes: each tensor once at its dtype's size, views 0, fused kernels their own"),
     Metric("attention_share", "fraction", "analytic", None, "share of macs in attention's score and value products"),
     Metric("attention_half_length", "tokens", "analytic", None,
            "sequence length from which attention's share of macs passes one half (interpolated in log T)"),
