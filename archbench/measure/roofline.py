@@ -1,0 +1,131 @@
+"""The roofline: how fast a model can run on a machine, from the FLOPs and bytes of each op it runs.
+
+Every op call the dispatch engine counted (:class:`~archbench.measure.flops.OpCall`) takes
+``max(FLOPs / peak, bytes / bandwidth)`` on a machine (:mod:`archbench.measure.hardware`), its
+FLOPs being all its arithmetic: 2 × MACs + other FLOPs. A module's or an operator's predicted time
+is the sum over its calls, the model's the sum over all of them (ops run one after another, none
+overlapping). Arithmetic intensity is FLOPs per byte moved; a group whose intensity is below the
+machine's ridge point (peak ÷ bandwidth) is memory-bound there, above it compute-bound.
+
+The prediction is an ideal: every kernel at the datasheet's peak or bandwidth, nothing reused from
+cache, no launch overhead. ``measured ÷ predicted`` (from the one latency path) says how far from it
+the machine at hand runs a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from archbench.measure.flops import FlopCount, OpCall, group_calls
+from archbench.measure.hardware import Machine
+from archbench.metrics import unit_of
+from archbench.results.record import Record
+
+FLOPS_DEFINITION = "2 x macs + other_flops"
+
+
+@dataclass(frozen=True)
+class Roof:
+    """One op, module or model on one machine."""
+
+    name: str
+    flops: int  # 2 × MACs + other FLOPs
+    bytes_moved: int
+    time_s: float  # predicted: the sum of its calls' max(flops / peak, bytes / bandwidth)
+    memory_s: float  # the sum of its calls' bytes / bandwidth
+    ridge: float
+
+    @property
+    def intensity(self) -> float | None:
+        """FLOPs per byte moved (None when it moves nothing)."""
+        return self.flops / self.bytes_moved if self.bytes_moved else None
+
+    @property
+    def bound(self) -> str:
+        """``memory`` or ``compute``: which limit sets its time here (intensity against the ridge point)."""
+        intensity = self.intensity
+        return "compute" if intensity is None or intensity >= self.ridge else "memory"
+
+
+def call_time(call: OpCall, peak: float, bandwidth: float) -> float:
+    """Predicted seconds of one op call: max(FLOPs / peak, bytes / bandwidth)."""
+    return max(call.flops / peak, call.bytes_moved / bandwidth)
+
+
+def roofs(calls: list[OpCall], machine: Machine, dtype: str, by: str | None = None,
+          names: list[str] | None = None) -> list[Roof]:
+    """The model's roof (``by=None``), or one per module or operator (``by``), on ``machine`` at ``dtype``."""
+    peak, bandwidth = machine.peak(dtype), machine.bandwidth
+    if by is None:
+        members = {"": calls}
+    elif by == "operator":
+        members = {}
+        for c in calls:
+            members.setdefault(c.op, []).append(c)
+    else:
+        grouped = group_calls(calls, "module", names)
+        members = {name: [c for c in calls if not name or c.module == name or c.module.startswith(name + ".")]
+                   for name in grouped}
+    return [Roof(name, sum(c.flops for c in inside), sum(c.bytes_moved for c in inside),
+                 sum(call_time(c, peak, bandwidth) for c in inside),
+                 sum(c.bytes_moved for c in inside) / bandwidth, machine.ridge(dtype))
+            for name, inside in members.items()]
+
+
+def roofline_records(label: str, point: dict[str, Any], count: FlopCount, machines: list[Machine], dtype: str, *,
+                     batch: int, decode: bool = False, by: str | None = None, depth: int | None = None,
+                     measured_s: float | None = None) -> list[Record]:
+    """Records of the model on each machine: ``predicted_latency_s`` (details: FLOPs, bytes, intensity, bound,
+    the machine's figures), ``predicted_tokens_s`` (decode: batch tokens a step) or ``predicted_items_s``, and,
+    with ``measured_s`` (the measured latency, on this-cpu), ``roofline_ratio`` = measured ÷ predicted; then with
+    ``by`` one ``predicted_latency_s`` row per module or operator and machine."""
+    from archbench.measure.params import module_depth
+
+    records = []
+    rate = "predicted_tokens_s" if decode else "predicted_items_s"
+    records.append(Record(label, "arithmetic_intensity", roofs_intensity(count.calls), unit_of("arithmetic_intensity"),
+                          point, details={"flops_definition": FLOPS_DEFINITION, "bytes_moved": count.bytes_moved}))
+    usable = []
+    for machine in machines:
+        where = {**point, "hardware": machine.name}
+        if dtype not in machine.peaks:
+            records.append(Record(label, "predicted_latency_s", None, unit_of("predicted_latency_s"), where,
+                                  error=f"{machine.name} lists no {dtype} peak (it has {', '.join(machine.peaks)})"))
+            continue
+        usable.append(machine)
+        model = roofs(count.calls, machine, dtype)[0]
+        details = _details(model, machine, dtype)
+        records.append(Record(label, "predicted_latency_s", model.time_s, unit_of("predicted_latency_s"), where,
+                              warnings=list(count.warnings) if not usable[:-1] else [], details=details))
+        records.append(Record(label, rate, batch / model.time_s if model.time_s else None, unit_of(rate), where,
+                              details={"definition": f"batch / predicted_latency_s ({batch} "
+                                                     f"{'tokens a decode step' if decode else 'items'})"}))
+        if measured_s is not None and machine.name == "this-cpu":
+            records.append(Record(label, "roofline_ratio", measured_s / model.time_s, unit_of("roofline_ratio"), where,
+                                  details={"measured_latency_s": measured_s, "predicted_latency_s": model.time_s}))
+    if by is not None:
+        for machine in usable:
+            parts = [r for r in roofs(count.calls, machine, dtype, by) if r.name and r.time_s]
+            if by == "module":
+                parts = [r for r in parts if depth is None or module_depth(r.name) <= depth]
+            else:
+                parts.sort(key=lambda r: -r.time_s)
+            for part in parts:
+                records.append(Record(label, "predicted_latency_s", part.time_s, unit_of("predicted_latency_s"),
+                                      {**point, "hardware": machine.name, by: part.name},
+                                      details=_details(part, machine, dtype)))
+    return records
+
+
+def roofs_intensity(calls: list[OpCall]) -> float | None:
+    """The model's arithmetic intensity: all its FLOPs (2 × MACs + other) per byte moved."""
+    moved = sum(c.bytes_moved for c in calls)
+    return sum(c.flops for c in calls) / moved if moved else None
+
+
+def _details(roof: Roof, machine: Machine, dtype: str) -> dict[str, Any]:
+    return {"flops": roof.flops, "flops_definition": FLOPS_DEFINITION, "bytes_moved": roof.bytes_moved,
+            "arithmetic_intensity": roof.intensity, "bound": roof.bound, "memory_time_s": roof.memory_s,
+            "ridge_flop_per_byte": roof.ridge, "peak_flops_s": machine.peak(dtype), "bandwidth_bytes_s": machine.bandwidth,
+            "dtype": dtype, "source": machine.source}
