@@ -478,10 +478,11 @@ NO_TRAFFIC_OPS = frozenset(
     (
         "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "resize_", "set_", "transpose_",
         "t_", "squeeze_", "unsqueeze_", "as_strided_", "detach_", "size", "numel", "dim", "Int", "ScalarImplicit",
-        "_has_compatible_shallow_copy_type", "_assert_async", "lift_fresh",
+        "_has_compatible_shallow_copy_type", "_assert_async", "lift_fresh", "_unsafe_view",
     )
 )
-"""Ops that move no data (besides the views the schema itself names): allocation and metadata."""
+"""Ops that move no data besides the views the schema names: allocation, metadata, and views whose schema does not
+say so (``_unsafe_view``)."""
 
 OVERWRITE_OPS = {
     "copy_": "src", "fill_": None, "zero_": None, "normal_": None, "uniform_": None, "bernoulli_": None,
