@@ -109,8 +109,8 @@ def roofline_command(
 
     FLOPs are 2 x MACs + other FLOPs; bytes follow bytes_moved's convention (each op reads its inputs and writes its outputs once; fused attention never writes its scores). An op is memory-bound where its FLOPs per byte fall below the machine's ridge point (peak / bandwidth). The prediction is an ideal (datasheet peaks, no cache reuse, no launch overhead); --measure says how far this machine is from it.
     """
-    from archbench.errors import UserError
     from archbench.limits import positive_finite
+    from archbench.measure.flops import check_count_options
     from archbench.measure.run import Settings, measure, preflight
     from archbench.models.subject import Recipe
     from archbench.report.plot import check_plot_path, plot_roofline
@@ -118,12 +118,7 @@ def roofline_command(
     check_output_options(fmt, out)
     check_threads(threads)
     positive_finite("--min-time", min_time)
-    if by not in (None, "module", "operator"):
-        raise UserError(f"unknown --by {by!r}; expected module or operator")
-    if depth is not None:
-        if depth < 1:
-            raise UserError(f"--depth must be a positive integer, got {depth}")
-        by = "module"
+    by = check_count_options(attention_count=attention_count, by=by, depth=depth)
     if plot:
         check_plot_path(plot)
     if measure_it and "this-cpu" not in hardware.split(",") and hardware != "all":

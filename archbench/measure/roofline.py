@@ -19,7 +19,6 @@ from typing import Any
 
 from archbench.measure.flops import FlopCount, OpCall, group_calls
 from archbench.measure.hardware import Machine
-from archbench.metrics import unit_of
 from archbench.results.record import Record
 
 FLOPS_DEFINITION = "2 x macs + other_flops"
@@ -82,28 +81,27 @@ def roofline_records(label: str, point: dict[str, Any], count: FlopCount, machin
     ``by`` one ``predicted_latency_s`` row per module or operator and machine."""
     from archbench.measure.params import module_depth
 
-    records = []
+    records = [Record.of(label, "arithmetic_intensity", roofs_intensity(count.calls), point,
+                         warnings=list(count.warnings),
+                         details={"flops_definition": FLOPS_DEFINITION, "bytes_moved": count.bytes_moved})]
     rate = "predicted_tokens_s" if decode else "predicted_items_s"
-    records.append(Record(label, "arithmetic_intensity", roofs_intensity(count.calls), unit_of("arithmetic_intensity"),
-                          point, details={"flops_definition": FLOPS_DEFINITION, "bytes_moved": count.bytes_moved}))
     usable = []
     for machine in machines:
         where = {**point, "hardware": machine.name}
         if dtype not in machine.peaks:
-            records.append(Record(label, "predicted_latency_s", None, unit_of("predicted_latency_s"), where,
-                                  error=f"{machine.name} lists no {dtype} peak (it has {', '.join(machine.peaks)})"))
+            records.append(Record.of(label, "predicted_latency_s", None, where,
+                                     error=f"{machine.name} lists no {dtype} peak (it has {', '.join(machine.peaks)})"))
             continue
         usable.append(machine)
         model = roofs(count.calls, machine, dtype)[0]
-        details = _details(model, machine, dtype)
-        records.append(Record(label, "predicted_latency_s", model.time_s, unit_of("predicted_latency_s"), where,
-                              warnings=list(count.warnings) if not usable[:-1] else [], details=details))
-        records.append(Record(label, rate, batch / model.time_s if model.time_s else None, unit_of(rate), where,
-                              details={"definition": f"batch / predicted_latency_s ({batch} "
-                                                     f"{'tokens a decode step' if decode else 'items'})"}))
+        records.append(Record.of(label, "predicted_latency_s", model.time_s, where,
+                                 details=_details(model, machine, dtype)))
+        records.append(Record.of(label, rate, batch / model.time_s if model.time_s else None, where,
+                                 details={"definition": f"batch / predicted_latency_s ({batch} "
+                                                        f"{'tokens a decode step' if decode else 'items'})"}))
         if measured_s is not None and machine.name == "this-cpu":
-            records.append(Record(label, "roofline_ratio", measured_s / model.time_s, unit_of("roofline_ratio"), where,
-                                  details={"measured_latency_s": measured_s, "predicted_latency_s": model.time_s}))
+            records.append(Record.of(label, "roofline_ratio", measured_s / model.time_s, where,
+                                     details={"measured_latency_s": measured_s, "predicted_latency_s": model.time_s}))
     if by is not None:
         for machine in usable:
             parts = [r for r in roofs(count.calls, machine, dtype, by) if r.name and r.time_s]
@@ -112,9 +110,9 @@ def roofline_records(label: str, point: dict[str, Any], count: FlopCount, machin
             else:
                 parts.sort(key=lambda r: -r.time_s)
             for part in parts:
-                records.append(Record(label, "predicted_latency_s", part.time_s, unit_of("predicted_latency_s"),
-                                      {**point, "hardware": machine.name, by: part.name},
-                                      details=_details(part, machine, dtype)))
+                records.append(Record.of(label, "predicted_latency_s", part.time_s,
+                                         {**point, "hardware": machine.name, by: part.name},
+                                         details=_details(part, machine, dtype)))
     return records
 
 
