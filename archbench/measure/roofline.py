@@ -127,3 +127,36 @@ def _details(roof: Roof, machine: Machine, dtype: str) -> dict[str, Any]:
             "arithmetic_intensity": roof.intensity, "bound": roof.bound, "memory_time_s": roof.memory_s,
             "ridge_flop_per_byte": roof.ridge, "peak_flops_s": machine.peak(dtype), "bandwidth_bytes_s": machine.bandwidth,
             "dtype": dtype, "source": machine.source}
+
+
+def roofline(model, inputs=None, *, hardware: str = "all", dtype: str | None = None, by: str | None = None,
+             depth: int | None = None, measure: bool = False, machines_file: str | None = None,
+             threads: int | None = None, min_time: float = 1.0) -> list[Record]:
+    """The roofline records of ``model`` on ``hardware`` (``archbench.roofline(model, inputs, hardware="h100-sxm")``).
+
+    ``model`` is a model argument or a :class:`~archbench.models.subject.Recipe` (measured through
+    :func:`archbench.measure.run.measure`'s roofline group, as the command and suites do), or an ``nn.Module``
+    with its example ``inputs``. ``measure`` also times it (the latency group's path) for measured ÷ predicted.
+    """
+    from archbench.measure.flops import check_count_options, count_flops
+    from archbench.measure.hardware import machines
+    from archbench.measure.latency import measure_latency
+    from archbench.measure.run import Settings
+    from archbench.measure.run import measure as measure_groups
+    from archbench.models.subject import Recipe, Subject
+
+    by = check_count_options(by=by, depth=depth)
+    if isinstance(model, (str, Recipe)):
+        recipe = Recipe(model, dtype=dtype or "float32") if isinstance(model, str) else model
+        settings = Settings(dtype=recipe.dtype, threads=threads, min_time=min_time, peak=False, by=by, depth=depth,
+                            hardware=hardware, machines_file=machines_file)
+        return measure_groups(recipe, ["latency", "roofline"] if measure else ["roofline"], settings, failures="raise")
+    subject = Subject.from_module(model, inputs)
+    chosen = machines(hardware, machines_file, threads, dtype or subject.dtype)
+    measured = None
+    if measure:
+        timed = measure_latency(subject, threads=threads, min_time=min_time)
+        measured = next(r.value for r in timed if r.metric == "latency_s")
+    return roofline_records(subject.label, dict(subject.point), count_flops(subject, engine="dispatch"), chosen,
+                            dtype or subject.dtype, batch=subject.batch, decode=subject.phase == "decode", by=by,
+                            depth=depth, measured_s=measured)
