@@ -332,6 +332,7 @@ class _AttentionCalls:
     eager: int = 0  # score and value products of eager attention (bmm in attention modules, outside any SDPA call)
     in_call: bool = False  # an SDPA call is running
     moved: int | None = None  # on meta: the bytes the call's Q, K, V and mask hold, before the interceptor's expansion
+    expanding: bool = False  # on meta: the interceptor is expanding GQA's kv heads (no traffic of the model's)
 
 
 def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any]):
@@ -356,8 +357,13 @@ def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any
                 calls.how[how] += 1
             if q.device.type == "meta" and q.dim() == 4:
                 calls.moved = ops.tensor_bytes((q, k, v, mask))  # what the fused kernel reads (GQA: the kv heads)
-                if call.get("enable_gqa") and k.shape[-3] != q.shape[-3]:  # the kernel's meta shapes: no traffic
-                    k, v = (t.new_empty((*t.shape[:-3], q.shape[-3], *t.shape[-2:])) for t in (k, v))
+                if call.get("enable_gqa") and k.shape[-3] != q.shape[-3]:
+                    groups = q.shape[-3] // k.shape[-3]
+                    calls.expanding = True  # the CPU kernel reads the kv heads in place: this copy is not traffic
+                    try:
+                        k, v = (t[:, :, None].expand(-1, -1, groups, -1, -1).flatten(1, 2) for t in (k, v))
+                    finally:
+                        calls.expanding = False
                 out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
                     q, k, v, call.get("dropout_p", 0.0), call.get("is_causal", False), attn_mask=mask,
                     scale=call.get("scale"))[0]
@@ -434,8 +440,11 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
             place = origins.current if origins is not None and origins.current is not None else innermost_name()
             if entry is None:
                 moved = ops.moved_bytes(name, ops.dispatch_call(func, args, kwargs, out))
-                if name == "index" and built.device == "meta" and isinstance(args[0], torch.nn.Parameter):
-                    moved = 0  # meta routing's batched path gathers expert weights a grouped kernel reads in place
+                # archbench's own stand-ins on meta move nothing the model would: the interceptor's GQA expansion,
+                # and meta routing's batched path gathering expert weights (a grouped kernel reads them in place)
+                if calls.expanding or (name == "index" and built.device == "meta"
+                                       and isinstance(args[0], torch.nn.Parameter)):
+                    moved = 0
                 op_calls.append(OpCall(f"aten.{name}", place or "", 0, 0, moved))
                 if name not in ops.DATA_MOVEMENT_OPS:
                     op = f"aten.{name}"
