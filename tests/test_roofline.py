@@ -152,3 +152,23 @@ def test_roofline_command(cli, tmp_path):
     assert any("module" in r["point"] for r in records) and plot.stat().st_size > 0
     bad = cli("roofline", "gpt2:n_layer=1", "--hardware", "nope")
     assert bad.exit_code == 2 and "unknown hardware nope" in bad.output
+
+
+def test_claim_kind_roofline_judges_a_decode_step_on_every_machine():
+    from archbench.claims.measures import Context, measure
+
+    figures = measure({"kind": "roofline", "model": {"model": "gpt2:n_layer=1", "dtype": "bfloat16"},
+                       "phase": "decode", "seq": 64}, Context()).figures
+    assert figures["seq"] == [64] and figures["intensity"] < min(figures["ridges"])
+    assert all(figures[f"memory_bound.{name}"] for name in MACHINES)
+    assert figures["ridge.h100-sxm"] == 989.5e12 / 3.35e12
+
+
+def test_linear_training_step():
+    """Forward as above; the loss (archbench's: the output's sum) reads B·out and writes one element, its gradient
+    (ones_like) writes one, broadcast to B×out without a copy; the weight gradient reads that one element and the
+    input and writes in·out; the bias gradient reads it and writes out (no input gradient: x needs none)."""
+    b, n_in, n_out = 3, 5, 7
+    forward = b * n_in + b * n_out + n_in * n_out + n_out
+    backward = (b * n_out + 1) + 1 + (1 + b * n_in + n_in * n_out) + (1 + n_out)
+    assert moved(nn.Linear(n_in, n_out), torch.randn(b, n_in), backward=True) == F32 * (forward + backward)

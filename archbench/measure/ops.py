@@ -486,9 +486,11 @@ say so (``_unsafe_view``)."""
 
 OVERWRITE_OPS = {
     "copy_": "src", "fill_": None, "zero_": None, "normal_": None, "uniform_": None, "bernoulli_": None,
-    "random_": None, "exponential_": None,
+    "random_": None, "exponential_": None, **dict.fromkeys(
+        ("zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "new_zeros", "new_ones", "new_full"), None),
 }
-"""In-place ops that overwrite their tensor without reading it -> the argument they read (None: nothing)."""
+"""Ops that write a tensor without reading the one they take (in place, or only for its shape and dtype) -> the
+argument they do read (None: nothing)."""
 
 GATHER_OPS = {"embedding": "indices", "index_select": "index", "gather": "index", "index": "indices"}
 """Lookups: read their index and as many source elements as they write (not the whole table) -> the index."""
