@@ -78,7 +78,8 @@ def gpt2_weight_bytes(layers: int, d: int) -> int:
 def test_gpt2_decode_step_reads_the_weights_and_the_kv_cache():
     """A decode step reads every weight once and the K and V cache of T + 1 tokens (the fused kernel); transformers'
     cache grows by concatenation, which also reads T and writes T + 1 tokens of K and of V: per extra cached token
-    each layer moves 3 × 2 × d floats more. The activations of one token are the rest: under 2% at d = 768 (GPT-2's tanh GELU alone is 8 elementwise ops)."""
+    each layer moves 3 × 2 × d floats more. The activations of one token are the rest: under 2% at d = 768
+    (GPT-2's tanh GELU alone is 8 elementwise ops)."""
     layers, d = 1, 768
     counts = {t: count_flops(Recipe("gpt2:n_layer=1", seq=t, phase="decode").build("meta")).bytes_moved
               for t in (64, 96)}

@@ -11,7 +11,9 @@ tensor it returns once, at its dtype's size (a broadcast tensor's repeated eleme
 allocations move nothing (:data:`NO_TRAFFIC_OPS` and any op whose schema says its outputs alias its
 inputs without writing them); lookups read only the rows they gather (:data:`GATHER_OPS`); overwrites
 do not read what they overwrite (:data:`OVERWRITE_OPS`). A fused op counts what its kernel moves: the
-fused scaled-dot-product kernels read Q, K, V (and a mask) and write the output, never the scores. The shape arithmetic itself is in
+fused scaled-dot-product kernels read Q, K, V (and a mask) and write the output, never the scores; a
+grouped MoE product reads only the experts that got rows (:data:`SCATTER_OPS`: partial writes). Bytes
+need the tensors' dtypes, which only the dispatcher sees. The shape arithmetic itself is in
 :mod:`archbench.measure.formulas`; :mod:`archbench.measure.flops` adapts the table to jit
 tracing (fvcore) and to the dispatcher (FlopCounterMode).
 
