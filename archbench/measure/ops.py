@@ -12,8 +12,9 @@ allocations move nothing (:data:`NO_TRAFFIC_OPS` and any op whose schema says it
 inputs without writing them); lookups read only the rows they gather (:data:`GATHER_OPS`); overwrites
 do not read what they overwrite (:data:`OVERWRITE_OPS`). A fused op counts what its kernel moves: the
 fused scaled-dot-product kernels read Q, K, V (and a mask) and write the output, never the scores; a
-grouped MoE product reads only the experts that got rows (:data:`SCATTER_OPS`: partial writes). Bytes
-need the tensors' dtypes, which only the dispatcher sees. The shape arithmetic itself is in
+grouped MoE product reads only the experts that got rows; a write of a few rows into a larger tensor (a
+static KV cache) moves those rows (:data:`SCATTER_OPS`). Bytes need the tensors' dtypes, which only the
+dispatcher sees. The shape arithmetic itself is in
 :mod:`archbench.measure.formulas`; :mod:`archbench.measure.flops` adapts the table to jit
 tracing (fvcore) and to the dispatcher (FlopCounterMode).
 
