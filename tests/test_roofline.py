@@ -173,3 +173,16 @@ def test_linear_training_step():
     forward = b * n_in + b * n_out + n_in * n_out + n_out
     backward = (b * n_out + 1) + 1 + (1 + b * n_in + n_in * n_out) + (1 + n_out)
     assert moved(nn.Linear(n_in, n_out), torch.randn(b, n_in), backward=True) == F32 * (forward + backward)
+
+
+def test_hardware_command_lists_dense_figures_and_this_cpu(cli, tmp_path):
+    import json
+
+    path = tmp_path / "machines.yaml"
+    path.write_text("machines:\n  mine: {bandwidth_gbs: 100, peak_tflops: {float32: 2}, source: my sheet}\n")
+    result = cli("hardware", "--machines", str(path), "--threads", "1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {row["machine"]: row for row in json.loads(result.stdout)["machines"]}
+    assert rows["h100-sxm"]["bfloat16_tflops"] == 989.5 and rows["h100-sxm"]["bandwidth_gbs"] == 3350
+    assert rows["mine"]["float32_tflops"] == 2 and rows["mine"]["source"] == "my sheet"
+    assert rows["this-cpu"]["float32_tflops"] > 0 and rows["this-cpu"]["bandwidth_gbs"] > 0
