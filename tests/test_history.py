@@ -46,13 +46,16 @@ def closed_forms(width, blocks):
     """8 -> W, BLOCKS x (W -> W, ReLU), W -> 4, batch 1, worked out by hand.
 
     params: weights and biases of each Linear; MACs: one per weight; other FLOPs: one per bias
-    add and one per ReLU output (archbench's convention for elementwise work).
+    add and one per ReLU output (archbench's convention for elementwise work); bytes moved: each
+    Linear(in, out) reads its input, weight and bias and writes its output (in + in·out + 2·out
+    float32 elements), each ReLU reads and writes its W elements.
     """
     w, b = width, blocks
     params = (8 * w + w) + b * (w * w + w) + (4 * w + 4)
     macs = 8 * w + b * w * w + 4 * w
+    elements = (8 + 8 * w + 2 * w) + b * ((w + w * w + 2 * w) + 2 * w) + (w + 4 * w + 2 * 4)
     return {"params": params, "params_trainable": params, "macs": macs, "flops": 2 * macs,
-            "other_flops": (w + b * w + 4) + b * w}
+            "other_flops": (w + b * w + 4) + b * w, "bytes_moved": 4 * elements}
 
 
 # (width, blocks, docstring, extra files, message): commits 3, 5 and 7 change a count
@@ -152,7 +155,8 @@ def test_history_show_prints_the_steps_and_draws_the_plot(project):
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert out.startswith("history of suite tiny: 8 runs of 8 commits, 2026-01-01 to 2026-01-08, 1 machine\n")
-    assert "steps (15):" in out  # 5 changed figures (params, params_trainable, macs, flops, other_flops) x 3 commits
+    assert "steps (18):" in out  # 6 changed figures (params, params_trainable, macs, flops, other_flops,
+    # bytes_moved) x 3 commits
     step_lines = [line for line in out.splitlines() if " changed " in line]
     assert {line.split()[0] for line in step_lines} == {commits[i][:7] for i in (2, 4, 6)}
     # 16 -> 32 wide: params 756 -> 2,532
