@@ -22,6 +22,7 @@ import time
 
 from archbench.errors import UserError
 from archbench.models.build import check_fits
+from archbench.models.footprint import weights_bytes
 from archbench.models.subject import Recipe, Subject
 from archbench.results.record import Record
 
@@ -169,27 +170,6 @@ def _peak_record(built: Subject, result: dict, device: str) -> Record:
         details["reserved_peak_bytes"] = steady["reserved_peak_bytes"]
     return Record(built.label, "peak_memory_bytes", steady["forward_peak_bytes"], "bytes", point,
                   warnings=list(built.warnings), details=details)
-
-
-def weights_bytes(module) -> int:
-    """Bytes of the parameters (each shared tensor once) and buffers, from their element sizes."""
-    tensors = list(module.parameters()) + list(module.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def available_memory_bytes(device: str) -> int | None:
-    """Memory free for a new allocation: MemAvailable of /proc/meminfo on CPU, free GPU memory on CUDA."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def largest_activation_bytes(meta: Subject) -> int:

@@ -40,7 +40,8 @@ def count_params(model, *, per_module: bool = False) -> ParamCounts:
 
 def _active_records(built: Subject, point: dict) -> list[Record]:
     """``params_active`` for a mixture-of-experts model: the parameters one token touches (its top-k experts)."""
-    from archbench.measure.architecture import active_params, expert_layers
+    from archbench.measure.architecture import active_params
+    from archbench.models.structure import expert_layers
 
     layers = expert_layers(built.module)
     if not layers:

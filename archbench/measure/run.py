@@ -127,7 +127,8 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
 
 def check_inputs_fit(meta: Subject, device: str) -> None:
     """UserError when the inputs plus the largest intermediate tensor of one forward cannot fit on ``device``."""
-    from archbench.measure.memory import available_memory_bytes, largest_activation_bytes
+    from archbench.measure.memory import largest_activation_bytes
+    from archbench.models.footprint import available_memory_bytes
     from archbench.models.subject import input_bytes
 
     available = available_memory_bytes(device)

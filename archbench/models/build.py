@@ -151,7 +151,7 @@ def check_fits(meta: Subject, device: str) -> None:
     So ``gpt3-175b`` on cpu, or ``--batch 100000000``, is refused before anything is allocated,
     with the estimate and the memory available.
     """
-    from archbench.measure.memory import available_memory_bytes, weights_bytes
+    from archbench.models.footprint import available_memory_bytes, weights_bytes
 
     available = available_memory_bytes(device)
     if available is None:
