@@ -22,7 +22,14 @@ InputOpt = Annotated[Optional[str], typer.Option("--input", help="Input shape wi
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")]
 PhaseOpt = Annotated[str, typer.Option(
-    "--phase", help="prefill: one forward over --seq tokens; decode: one new token after a KV cache of --seq tokens.")]
+    "--phase", help="prefill: one forward over --seq tokens; decode: one new token after a KV cache of --seq tokens; "
+                    "train: one optimizer step (forward, loss, backward, optimizer.step()).")]
+OptimizerOpt = Annotated[str, typer.Option(
+    "--optimizer", help="--phase train: sgd, momentum, adam, adamw or adafactor.")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="--phase train: fp32, bf16-mixed or fp16-mixed (autocast; fp32 master weights).")]
+CheckpointingOpt = Annotated[bool, typer.Option(
+    "--checkpointing", help="--phase train: recompute each block in backward (activation checkpointing).")]
 AttentionCountOpt = Annotated[str, typer.Option(
     "--attention-count", help="full: every query-key pair (what the math backend computes); causal: only the pairs "
                               "a causal or sliding-window mask keeps.")]

@@ -119,6 +119,9 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
         raise UserError("latency and memory need a real device (cpu or cuda); the meta device computes nothing")
     if settings.attention_count not in ATTENTION_COUNTS:
         raise UserError(f"unknown attention count {settings.attention_count!r}; expected full or causal")
+    from archbench.measure.training import check_training
+
+    check_training(recipe)
     meta = recipe.build("meta")
     if set(groups) & {"latency", "memory"}:
         check_inputs_fit(meta, settings.device)
@@ -165,6 +168,11 @@ def _params(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[
 def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.flops import flop_records
 
+    if builds.recipe.phase == "train":  # one optimizer step: forward, loss, backward, recompute, optimizer
+        from archbench.measure import training
+
+        return training.flop_records(_counting_subject(builds, settings), by=settings.by, depth=settings.depth,
+                                     engine=settings.engine, attention_count=settings.attention_count)
     if settings.backward and not builds.recipe.train:
         builds = _Builds(builds.recipe.with_(train=True))
     subject = _counting_subject(builds, settings)
@@ -209,6 +217,11 @@ def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[st
 def _latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
+    if builds.recipe.phase == "train":  # whole optimizer steps, through the same latency path
+        from archbench.measure.training import step_latency_records
+
+        return step_latency_records(builds.on(settings.device), _counting_subject(builds, settings), settings,
+                                    *(_peak(settings) if settings.peak else (None, [])))
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None
                  and not {"module", "operator"} & set(r.point)), None)
     mac_warnings: list[str] = []
