@@ -109,7 +109,7 @@ class Activations:
 
     saved_bytes: int  # every saved storage that is not a parameter, buffer or input
     checkpointed_bytes: int  # with checkpointing: block inputs + what is saved outside the blocks
-    largest_block_bytes: int  # the most one block saves (what its recompute holds again)
+    largest_block_bytes: int  # the most one block saves beyond what was saved before it (its inputs): its recompute
     largest_tensor_bytes: int  # the largest tensor the forward saves (the transient of backward)
     blocks: int = 0
     by_block: dict[str, int] = field(default_factory=dict)
