@@ -9,7 +9,7 @@ or a metric kind anywhere else. Kinds:
 - ``memory``: measured bytes, noisy but without samples: compared against a threshold.
 
 Sweep results are named after the metric they fit: ``<metric>_exponent``,
-``<metric>_local_exponent`` (no unit) and ``<metric>_crossover`` (the axis unit); their kind
+``<metric>_local_exponent`` (no unit) and ``<metric>_crossover`` (the unit of the swept axis); their kind
 is the kind of the metric they fit, so a latency exponent is noisy and a MAC exponent exact.
 """
 
@@ -38,8 +38,8 @@ class Metric:
         return self.kind in ("count", "analytic")
 
 
-UNITS = ("count", "MAC", "FLOP", "s", "items/s", "tokens/s", "steps/s", "FLOP/s", "fraction", "bytes", "x", "log10",
-         "tokens", "items", "pixels", "")
+UNITS = ("count", "MAC", "FLOP", "s", "items/s", "FLOP/s", "fraction", "bytes", "x", "log10", "tokens", "items",
+         "pixels", "steps", "norm", "layers", "tokens/s", "steps/s", "")
 """Every unit archbench writes. ``""`` is a pure number (an exponent, a flag, a shape)."""
 
 _TABLE = (
@@ -79,6 +79,10 @@ _TABLE = (
     Metric("mfu", "fraction", "timing", "higher", "model FLOPs utilisation: model FLOPs (PaLM) per second / peak"),
     Metric("hfu", "fraction", "timing", "higher",
            "hardware FLOPs utilisation: the counted FLOPs (recomputation included) per second / peak"),
+    # the claims' own figures
+    Metric("grad_norm", "norm", "analytic", None, "norm of the gradient reaching each step or layer (claims)"),
+    Metric("steps", "steps", "analytic", None, "recurrent steps back-propagated through (claims)"),
+    Metric("depths", "layers", "analytic", None, "depths of a layer stack (claims)"),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in _TABLE}
 
@@ -88,22 +92,23 @@ AXIS_UNITS = {"seq": "tokens", "batch": "items", "resolution": "pixels"}
 _DERIVED_SUFFIXES = ("_local_exponent", "_exponent", "_crossover")
 
 
-def metric(name: str) -> Metric:
-    """The table's entry for ``name``, sweep results included; KeyError for a name that is in no table."""
+def metric(name: str, axis: str = "seq") -> Metric:
+    """The table's entry for ``name``, sweep results included (a crossover is a value of the swept ``axis``);
+    KeyError for a name that is in no table."""
     if name in METRICS:
         return METRICS[name]
     for suffix in _DERIVED_SUFFIXES:
         if name.endswith(suffix) and name[: -len(suffix)] in METRICS:
             base = METRICS[name[: -len(suffix)]]
             kind: Kind = "analytic" if base.deterministic else base.kind
-            unit = "" if suffix != "_crossover" else "tokens"  # the crossover's real unit is its axis's
+            unit = "" if suffix != "_crossover" else AXIS_UNITS[axis]
             return Metric(name, unit, kind, None, f"{suffix[1:].replace('_', ' ')} of {base.name}")
     raise KeyError(name)
 
 
-def unit_of(name: str) -> str:
-    """The unit records of ``name`` carry."""
-    return metric(name).unit
+def unit_of(name: str, axis: str = "seq") -> str:
+    """The unit records of ``name`` carry (a crossover's: the unit of the swept ``axis``)."""
+    return metric(name, axis).unit
 
 
 def kind_of(name: str) -> Kind:

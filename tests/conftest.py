@@ -23,3 +23,14 @@ def _seed():
     import torch
 
     torch.manual_seed(0)
+
+
+def stub_group(monkeypatch, group: str, measure):
+    """Stand in for one metric group's measurer at the one seam, archbench.measure.run.GROUPS:
+    ``measure(recipe, settings, earlier)`` gets the recipe of the point being measured."""
+    from dataclasses import replace
+
+    from archbench.measure import run
+
+    stub = replace(run.GROUPS[group], measure=lambda builds, settings, earlier: measure(builds.recipe, settings, earlier))
+    monkeypatch.setitem(run.GROUPS, group, stub)

@@ -126,7 +126,9 @@ def test_cli_claims_json_records_carry_claim_and_verdict(cli, tmp_path):
     assert "| C03 |" in text and "| C04 |" in text and "| device | cpu |" in text
 
 
-@pytest.mark.parametrize("args", [("--only", "C99"), ("--table", "nope"), ("--out", "x.docx"), ("--device", "tpu")])
+@pytest.mark.parametrize("args", [("--only", "C99"), ("--table", "nope"), ("--out", "x.docx"), ("--device", "tpu"),
+                                  ("--min-time", "nan"), ("--min-time", "0"), ("--threads", "2000"),
+                                  ("--threads", "0")])
 def test_cli_claims_bad_input_exits_2_with_one_line(cli, args):
     result = cli("claims", *args)
     assert result.exit_code == 2

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from archbench.errors import UserError
+from archbench.metrics import UNITS, is_known, unit_of
 from archbench.results.record import Record
 
 KINDS: dict[str, Callable[[dict, "Context"], "Measured"]] = {}
@@ -35,14 +36,22 @@ class Measured:
 
     def add(self, key: str, value: Any, unit: str, model: str, point: dict | None = None, *, metric: str | None = None,
             **details) -> None:
-        """One figure and its record (metric: the key's last part unless given; the key goes in details.figure)."""
+        """One figure and its record (metric: the key's last part unless given; the key goes in details.figure). A
+        metric of the table takes the table's unit; a claim's own figure (an attribute, a count of modules) ``unit``,
+        which must be one of the table's units."""
         self.figures[key] = value
-        self.records.append(Record(model, metric or key.rsplit(".", 1)[-1], value, unit, dict(point or {}),
-                                   details={"figure": key, **details}))
+        name = metric or key.rsplit(".", 1)[-1]
+        if is_known(name):
+            unit = unit_of(name)
+        elif unit not in UNITS:
+            raise ValueError(f"claim figure {key}: unit {unit!r} is not in archbench/metrics.py's UNITS")
+        self.records.append(Record(model, name, value, unit, dict(point or {}), details={"figure": key, **details}))
 
     def fail(self, key: str, model: str, error: str) -> None:
         """A figure that could not be measured: a record with its error, no figure."""
-        self.records.append(Record(model, key.rsplit(".", 1)[-1], None, "", details={"figure": key}, error=error))
+        name = key.rsplit(".", 1)[-1]
+        unit = unit_of(name) if is_known(name) else ""
+        self.records.append(Record(model, name, None, unit, details={"figure": key}, error=error))
 
 
 def kind(name: str):
@@ -276,11 +285,10 @@ def dense_equivalent(definition: dict, context: Context) -> Measured:
         own = sum(r.value for r in records if r.point.get("layer") in conv_layers and r.metric == "params")
         dense = sum(r.value for r in records if r.point.get("layer") in conv_layers and r.metric == "params_dense_equivalent")
         point = {**built.point, "layer": "conv layers"}
-        for metric, key, value, unit in (("params", "conv_params", own, "count"),
-                                         ("params_dense_equivalent", "conv_dense", dense, "count"),
-                                         ("dense_ratio", None, dense / own, "x"),
-                                         ("dense_ratio_orders", "conv_orders", math.log10(dense / own), "log10")):
-            out.records.append(Record(built.label, metric, value, unit, point))
+        for metric, key, value in (("params", "conv_params", own), ("params_dense_equivalent", "conv_dense", dense),
+                                   ("dense_ratio", None, dense / own),
+                                   ("dense_ratio_orders", "conv_orders", math.log10(dense / own))):
+            out.records.append(Record.of(built.label, metric, value, point))
             if key:
                 out.figures[f"{alias}.{key}"] = value
     return out

@@ -44,8 +44,8 @@ def claims_command(
     from archbench.claims.measures import Context
     from archbench.claims.runner import ClaimRunner
     from archbench.claims.suite import load_claims, select
-    from archbench.cli.common import check_output_options, new_document
-    from archbench.errors import UserError
+    from archbench.cli.common import check_output_options, check_threads, new_document
+    from archbench.limits import positive_finite
     from archbench.models import check_device
     from archbench.results.record import RunWriter
 
@@ -53,11 +53,8 @@ def claims_command(
     outs = [Path(p) for p in out or []]
     for path in outs:
         check_output_options("table", str(path))
-    if min_time <= 0:
-        raise UserError(f"--min-time must be positive, got {min_time}")
-    if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads must be a positive integer, got {threads}")
+    positive_finite("--min-time", min_time)
+    if check_threads(threads) is not None:
         import torch
 
         torch.set_num_threads(threads)

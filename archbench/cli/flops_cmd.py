@@ -46,22 +46,12 @@ def flops_command(
 
     Every op without a formula is listed as a warning; --strict fails on those not known to be negligible. A Hugging Face transformer's count is checked against the closed form of its config (details.closed_form_macs); --strict fails when they differ.
     """
-    from archbench.errors import UserError
-    from archbench.measure.flops import ENGINES
+    from archbench.measure.flops import check_count_options
     from archbench.measure.run import Settings, counting_device, measure, preflight
     from archbench.models.subject import Recipe
 
     check_output_options(fmt, out)
-    if by not in (None, "module", "operator"):
-        raise UserError(f"unknown --by {by!r}; expected module or operator")
-    if depth is not None:
-        if depth < 1:
-            raise UserError(f"--depth must be a positive integer, got {depth}")
-        if by == "operator":
-            raise UserError("--depth applies to --by module, not --by operator")
-        by = "module"
-    if engine not in ENGINES:
-        raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    by = check_count_options(engine, attention_count, by, depth)
     settings = Settings(device="meta" if device == "auto" else device, engine=engine, counting_device=device,
                         backward=backward, attention_count=attention_count, by=by, depth=depth)
     recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head,

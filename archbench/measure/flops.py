@@ -36,7 +36,6 @@ from archbench.errors import UserError
 from archbench.measure import formulas, ops
 from archbench.measure.closed_form import closed_form_check, disagreement
 from archbench.measure.params import module_depth
-from archbench.metrics import unit_of
 from archbench.models.structure import META_ROUTING, is_attention_module, meta_routing
 from archbench.results.record import Record
 
@@ -80,13 +79,30 @@ class FlopCount:
         return {op: n for op, n in self.uncounted.items() if ops.base_name(op) not in ops.NEGLIGIBLE_OPS}
 
 
-def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
-                  attention_count: str = "full") -> str:
-    """The engine that will count ``built``: fvcore where jit tracing can, dispatch elsewhere."""
+def check_count_options(engine: str = "auto", attention_count: str = "full", by: str | None = None,
+                        depth: int | None = None) -> str | None:
+    """UserError (one line) for an unknown engine, attention count or breakdown, or a depth below 1 or with
+    ``by="operator"``; returns the breakdown (a depth alone means per module). The one check of these options,
+    for the commands, the suites and the API alike."""
     if engine not in ENGINES:
         raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if attention_count not in ATTENTION_COUNTS:
         raise UserError(f"unknown --attention-count {attention_count!r}; expected one of {', '.join(ATTENTION_COUNTS)}")
+    if by not in (None, "module", "operator"):
+        raise UserError(f"unknown --by {by!r}; expected module or operator")
+    if depth is not None:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise UserError(f"--depth must be a positive integer, got {depth}")
+        if by == "operator":
+            raise UserError("--depth applies to --by module, not --by operator")
+        return "module"
+    return by
+
+
+def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
+                  attention_count: str = "full") -> str:
+    """The engine that will count ``built``: fvcore where jit tracing can, dispatch elsewhere."""
+    check_count_options(engine, attention_count)
     from archbench.models.decode import DecodeStep
 
     _, kwargs = built.example_inputs(device="meta")
@@ -146,8 +162,7 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
                  engine: str = "auto", attention_count: str = "full") -> list[Record]:
     """Records ``macs``, ``flops`` and ``other_flops`` for the model, then per module (``by="module"``,
     down to ``depth``) or per operator (``by="operator"``) ``macs`` rows."""
-    if by not in (None, "module", "operator"):
-        raise UserError(f"unknown --by {by!r}; expected module or operator")
+    check_count_options(engine, attention_count, by)
     count = count_flops(built, backward=backward, engine=engine, attention_count=attention_count)
     point = dict(built.point)
     details: dict[str, Any] = {"engine": count.engine, "pass": "forward+backward" if backward else "forward"}
@@ -167,25 +182,25 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
     if count.significant_uncounted:
         details["significant_uncounted"] = count.significant_uncounted
     records = [
-        Record(built.label, "macs", count.macs, unit_of("macs"), point, warnings=list(count.warnings), details=details),
-        Record(built.label, "flops", count.flops, unit_of("flops"), point, details={"definition": "2 x macs"}),
-        Record(built.label, "other_flops", count.other_flops, unit_of("other_flops"), point,
+        Record.of(built.label, "macs", count.macs, point, warnings=list(count.warnings), details=details),
+        Record.of(built.label, "flops", count.flops, point, details={"definition": "2 x macs"}),
+        Record.of(built.label, "other_flops", count.other_flops, point,
                details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
     ]
     if count.attention_macs:
         from archbench.measure.architecture import attention_share
 
-        records.append(Record(built.label, "attention_share", attention_share(count), unit_of("attention_share"), point,
+        records.append(Record.of(built.label, "attention_share", attention_share(count), point,
                               details={"attention_macs": count.attention_macs, "macs": count.macs,
                                        "attention_count": attention_count,
                                        "what": "MACs of attention's score and value products (QK^T, AV) / macs"}))
     if by == "module":
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):
-                records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "module": name}))
+                records.append(Record.of(built.label, "macs", macs, {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
-            records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "operator": op}))
+            records.append(Record.of(built.label, "macs", macs, {**point, "operator": op}))
     return records
 
 

@@ -75,14 +75,14 @@ def measure_memory(
         from archbench.measure.training import memory_records
 
         return records + memory_records(meta, records[0])
-    records.append(Record(meta.label, "weights_bytes", weights_bytes(meta.module), "bytes", point,
+    records.append(Record.of(meta.label, "weights_bytes", weights_bytes(meta.module), point,
                           details={"formula": "(parameters + buffers) x element size"}))
     scores = score_matrix(meta)
     if scores:
-        records.append(Record(meta.label, "score_matrix_bytes", scores["bytes"], "bytes", point, details=scores))
+        records.append(Record.of(meta.label, "score_matrix_bytes", scores["bytes"], point, details=scores))
     cache = kv_cache(meta) if meta.phase == "decode" else None
     if cache is not None:
-        records.append(Record(meta.label, "kv_cache_bytes", cache, "bytes", point,
+        records.append(Record.of(meta.label, "kv_cache_bytes", cache, point,
                               details={"formula": "2 x layers x kv_heads x head_dim x T x element size x batch "
                                                   "(a sliding-window layer holds min(T, W - 1) tokens)"}))
     return records
@@ -161,7 +161,7 @@ def run_worker(request: dict, timeout_s: float | None = None) -> dict:
 def _peak_record(built: Subject, result: dict, device: str) -> Record:
     point = dict(built.point)
     if "error" in result:
-        return Record(built.label, "peak_memory_bytes", None, "bytes", point, error=result["error"],
+        return Record.of(built.label, "peak_memory_bytes", None, point, error=result["error"],
                       warnings=list(built.warnings))
     steady, first = result["steady"], result["first"]
     details = {
@@ -175,7 +175,7 @@ def _peak_record(built: Subject, result: dict, device: str) -> Record:
     }
     if "reserved_peak_bytes" in steady:
         details["reserved_peak_bytes"] = steady["reserved_peak_bytes"]
-    return Record(built.label, "peak_memory_bytes", steady["forward_peak_bytes"], "bytes", point,
+    return Record.of(built.label, "peak_memory_bytes", steady["forward_peak_bytes"], point,
                   warnings=list(built.warnings), details=details)
 
 

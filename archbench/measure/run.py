@@ -12,8 +12,10 @@ measure) to :func:`measure`, which builds the subject on the device each group n
   counted, give the achieved FLOP/s and its fraction of the measured matmul peak;
 - ``memory``: in a fresh process built from the recipe.
 
-A group that fails is one record with its error, filed under the group's primary metric
-(:data:`GROUPS`), and the other groups go on. "Add X to latency" belongs in
+:data:`GROUPS` is the one table of metric groups: each group's primary metric (a failure is
+one record with its error under it, and the other groups go on), its measurer, the settings it
+reads and whether a sweep measures it at each point. Suites, sweeps, claims, the commands and
+the API read it, and a test stubs a group's measurer there, in one place. "Add X to latency" belongs in
 :mod:`archbench.measure.latency`; "add a model source" in :mod:`archbench.models`.
 """
 
@@ -23,13 +25,9 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from archbench.errors import UserError, describe_error
-from archbench.metrics import unit_of
 from archbench.models.subject import Recipe, Subject
 from archbench.results.record import Record
 
-GROUPS = {"params": "params", "flops": "macs", "latency": "latency_s", "memory": "peak_memory_bytes"}
-"""Metric group -> the primary metric its failure is filed under."""
-ATTENTION_COUNTS = ("full", "causal")
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings:
     (a ``flops`` group measured before) are reused. ``failures="raise"`` lets a group's exception propagate
     instead of becoming a row (a command measuring one figure has nothing else to show). ``meta`` is the
     recipe already built on the meta device (:func:`preflight`'s); the groups share one such build."""
-    builds = _Builds(Recipe(recipe) if isinstance(recipe, str) else recipe, meta)
+    builds = Builds(Recipe(recipe) if isinstance(recipe, str) else recipe, meta)
     records: list[Record] = list(earlier or [])
     start = len(records)
     for group in groups:
@@ -68,29 +66,30 @@ def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings:
 def measure_group(group: str, recipe: Recipe, settings: Settings, earlier: list[Record],
                   failures: str = "row") -> list[Record]:
     """The records of one group; a failure is one record with its error under the group's primary metric."""
-    return _measure_group(group, _Builds(recipe), settings, earlier, failures)
+    return _measure_group(group, Builds(recipe), settings, earlier, failures)
 
 
-class _Builds:
-    """One recipe's subjects within one measurement: built on the meta device at most once, and that build
-    reused by each real device's fits check."""
+class Builds:
+    """One recipe's subjects within one measurement (what a group's measurer is handed): ``recipe``, and
+    :meth:`on` a device, built on the meta device at most once and that build reused by each real device's
+    fits check."""
 
     def __init__(self, recipe: Recipe, meta: Subject | None = None):
         self.recipe = recipe
         self._meta = meta
 
     def on(self, device: str) -> Subject:
+        """The recipe built on ``device``."""
         if self._meta is None:
             self._meta = self.recipe.build("meta")
         return self._meta if device == "meta" else self.recipe.build(device, self._meta)
 
 
-def _measure_group(group: str, builds: _Builds, settings: Settings, earlier: list[Record],
+def _measure_group(group: str, builds: Builds, settings: Settings, earlier: list[Record],
                    failures: str) -> list[Record]:
-    if group not in GROUPS:
-        raise UserError(f"unknown metric {group!r}; expected one of {', '.join(GROUPS)}")
+    check_groups([group])
     try:
-        return _MEASURERS[group](builds, settings, earlier)
+        return GROUPS[group].measure(builds, settings, earlier)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an op that breaks, out of memory, a model too big: a row, and the rest go on
@@ -101,9 +100,9 @@ def _measure_group(group: str, builds: _Builds, settings: Settings, earlier: lis
 
 def failure_record(recipe: Recipe, group: str, exc: BaseException | str) -> Record:
     """The record of a group that could not be measured: value None, the error in one line."""
-    metric = GROUPS[group]
+    metric = GROUPS[group].primary
     error = exc if isinstance(exc, str) else describe_error(exc)
-    return Record(recipe.spec, metric, None, unit_of(metric), recipe.known_point(), error=error)
+    return Record.of(recipe.spec, metric, None, recipe.known_point(), error=error)
 
 
 def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
@@ -115,15 +114,16 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
     from archbench.models.build import check_device
 
     check_device(settings.device)
-    if settings.device == "meta" and set(groups) & {"latency", "memory"}:
+    on_device = [g for g in groups if g in GROUPS and GROUPS[g].on_device]
+    if settings.device == "meta" and on_device:
         raise UserError("latency and memory need a real device (cpu or cuda); the meta device computes nothing")
-    if settings.attention_count not in ATTENTION_COUNTS:
-        raise UserError(f"unknown attention count {settings.attention_count!r}; expected full or causal")
+    from archbench.measure.flops import check_count_options
     from archbench.measure.training import check_training
 
+    check_count_options(settings.engine, settings.attention_count, settings.by, settings.depth)
     check_training(recipe)
     meta = recipe.build("meta")
-    if set(groups) & {"latency", "memory"}:
+    if on_device:
         check_inputs_fit(meta, settings.device)
     return meta
 
@@ -159,13 +159,13 @@ def counting_device(meta: Subject, settings: Settings) -> str:
     return "meta"
 
 
-def _params(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _params(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.params import param_records
 
     return param_records(builds.on("meta"), settings.depth)
 
 
-def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _flops(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.flops import flop_records
 
     if builds.recipe.phase == "train":  # one optimizer step: forward, loss, backward, recompute, optimizer
@@ -174,7 +174,7 @@ def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[R
         return training.flop_records(_counting_subject(builds, settings), by=settings.by, depth=settings.depth,
                                      engine=settings.engine, attention_count=settings.attention_count)
     if settings.backward and not builds.recipe.train:
-        builds = _Builds(builds.recipe.with_(train=True))
+        builds = Builds(builds.recipe.with_(train=True))
     subject = _counting_subject(builds, settings)
     options = dict(backward=settings.backward, by=settings.by, depth=settings.depth, engine=settings.engine,
                    attention_count=settings.attention_count)
@@ -191,11 +191,11 @@ def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[R
         return records
 
 
-def _counting_subject(builds: _Builds, settings: Settings) -> Subject:
+def _counting_subject(builds: Builds, settings: Settings) -> Subject:
     return builds.on(counting_device(builds.on("meta"), settings))
 
 
-def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[str]]:
+def count_macs(builds: Builds, settings: Settings) -> tuple[int | None, list[str]]:
     """The MACs of one forward at the recipe's point and what a reader must know about them.
 
     When counting fails the MACs are None and the warning says why, so the achieved FLOP/s
@@ -214,7 +214,7 @@ def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[st
     return count.macs, []
 
 
-def _latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _latency(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
     if builds.recipe.phase == "train":  # whole optimizer steps, through the same latency path
@@ -247,12 +247,46 @@ def _peak(settings: Settings) -> tuple[float | None, list[str]]:
         return None, [f"no peak_fraction: the matmul peak could not be measured ({describe_error(exc)})"]
 
 
-def _memory(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _memory(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.memory import measure_memory
 
     return measure_memory(builds.recipe, device=settings.device, timeout_s=settings.timeout_s, meta=builds.on("meta"))
 
 
-_MEASURERS: dict[str, Callable[[_Builds, Settings, list], list[Record]]] = {
-    "params": _params, "flops": _flops, "latency": _latency, "memory": _memory,
-}
+@dataclass(frozen=True)
+class Group:
+    """One metric group: its name, the metric its failure is filed under, its measurer, the :class:`Settings`
+    fields it reads, whether a sweep measures it at each point (params do not depend on the swept axis) and
+    whether it runs on the real device (timing and memory: a whole device to itself, never meta)."""
+
+    name: str
+    primary: str
+    measure: Callable[[Builds, Settings, list], list[Record]]  # (builds, settings, records of this point so far)
+    reads: tuple[str, ...]
+    sweeps: bool
+    on_device: bool = False
+
+
+GROUPS: dict[str, Group] = {g.name: g for g in (
+    Group("params", "params", _params, ("depth",), sweeps=False),
+    Group("flops", "macs", _flops, ("engine", "counting_device", "backward", "attention_count", "by", "depth"),
+          sweeps=True),
+    Group("latency", "latency_s", _latency, ("device", "dtype", "threads", "min_time", "compile", "peak",
+                                             "attention_count"), sweeps=True, on_device=True),
+    Group("memory", "peak_memory_bytes", _memory, ("device", "timeout_s"), sweeps=True, on_device=True),
+)}
+"""Metric group name -> :class:`Group`: the one table every caller reads (and the one seam a test stubs)."""
+
+
+def group_names(sweeps: bool = False) -> tuple[str, ...]:
+    """The metric groups, in table order; with ``sweeps``, those a sweep measures at each point."""
+    return tuple(name for name, group in GROUPS.items() if group.sweeps or not sweeps)
+
+
+def check_groups(groups, sweeps: bool = False, what: str = "metric") -> None:
+    """UserError naming the first of ``groups`` that is not a metric group (of a sweep, with ``sweeps``)."""
+    allowed = group_names(sweeps)
+    unknown = [g for g in groups if g not in allowed]
+    if unknown or not groups:
+        raise UserError(f"unknown {what} {(unknown or [''])[0]!r}; expected "
+                        f"{'some' if len(groups) != 1 else 'one'} of {', '.join(allowed)}")

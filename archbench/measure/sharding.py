@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 from archbench.errors import UserError
-from archbench.metrics import unit_of
 from archbench.results.record import Record
 
 SHARDS = ("none", "zero1", "zero2", "zero3", "fsdp")
@@ -102,7 +101,7 @@ def shard_records(meta, plan: ShardPlan) -> list[Record]:
                "activations": figures["activations"], "inputs": figures["inputs"], "transient": figures["transient"],
                "gathered_block_weights": gathered if plan.shard in ("zero3", "fsdp") and plan.devices > 1 else 0,
                "formula": FORMULAS[plan.shard]}
-    records = [Record(meta.label, "per_device_bytes", value, unit_of("per_device_bytes"), point, details=details)]
+    records = [Record.of(meta.label, "per_device_bytes", value, point, details=details)]
     if plan.hardware is None:
         return records
     machine = MACHINES[plan.hardware]
@@ -135,4 +134,4 @@ def _max_batch(meta, plan: ShardPlan, figures: dict, gathered: int, memory: int,
                "method": "per-device bytes at batch 1 and 2 (activations counted on meta), linear in the batch"}
     warnings = [] if largest != 0 else [f"batch 1 needs {fixed:,} bytes per device: more than the {memory:,} "
                                         f"of {plan.hardware}; the step does not fit"]
-    return Record(meta.label, "max_batch", largest, unit_of("max_batch"), point, warnings=warnings, details=details)
+    return Record.of(meta.label, "max_batch", largest, point, warnings=warnings, details=details)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from archbench.errors import UserError
-from archbench.metrics import unit_of
 from archbench.models.subject import Recipe, Subject
 from archbench.results.record import Record
 
@@ -256,7 +255,7 @@ def memory_records(meta: Subject, peak: Record) -> list[Record]:
         if metric == "activation_bytes" and figures["checkpointing"]:
             details.update(saved_without_checkpointing=figures["saved_without_checkpointing"],
                            checkpointed_blocks=figures["checkpointed_blocks"], largest_block=figures["largest_block"])
-        records.append(Record(meta.label, metric, figures[part], unit_of(metric), point, details=details))
+        records.append(Record.of(meta.label, metric, figures[part], point, details=details))
     return records
 
 
@@ -457,17 +456,16 @@ def step_latency_records(subject: Subject, counting: Subject, settings, peak_flo
     if latency.value is None:
         return records
     point, seconds = dict(subject.point), latency.value
-    records.append(Record(subject.label, "steps_s", 1 / seconds, unit_of("steps_s"), point))
+    records.append(Record.of(subject.label, "steps_s", 1 / seconds, point))
     if subject.seq:
-        records.append(Record(subject.label, "throughput_tokens_s", subject.batch * subject.seq / seconds,
-                              unit_of("throughput_tokens_s"), point))
+        records.append(Record.of(subject.label, "throughput_tokens_s", subject.batch * subject.seq / seconds, point))
     if peak_flops and macs is not None:
-        records.append(Record(subject.label, "hfu", 2 * macs / seconds / peak_flops, unit_of("hfu"), point,
+        records.append(Record.of(subject.label, "hfu", 2 * macs / seconds / peak_flops, point,
                               details={"hardware_flops": 2 * macs, "peak_flops_s": peak_flops,
                                        "what": "the counted step's 2 x MACs (recomputation included) / latency_s / "
                                                "the peak; the optimizer's element-wise work is left out"}))
     if peak_flops and palm.get("value"):
-        records.append(Record(subject.label, "mfu", palm["value"] / seconds / peak_flops, unit_of("mfu"), point,
+        records.append(Record.of(subject.label, "mfu", palm["value"] / seconds / peak_flops, point,
                               details={**{k: v for k, v in palm.items() if k != "value"}, "model_flops": palm["value"],
                                        "peak_flops_s": peak_flops}))
     elif peak_flops:

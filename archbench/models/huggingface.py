@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from archbench.errors import UserError
-from archbench.models.registry import ModelEntry, add_entry, literal
+from archbench.models.registry import ModelEntry, add_entry, literal, read_option
 from archbench.models.subject import InputSpec
 from archbench.spec import parse_shape
 
@@ -122,17 +122,10 @@ def _typed_like(label: str, key: str, value: Any, current: Any) -> Any:
     if not isinstance(value, str):
         return value
     where = f"option {key}={value!r} of {label}"
-    if isinstance(current, bool):
-        if value.lower() not in ("true", "false"):
-            raise UserError(f"{where}: expected true or false")
-        return value.lower() == "true"
-    if isinstance(current, (int, float)):
-        try:
-            converted = type(current)(value)
-        except ValueError:
-            raise UserError(f"{where}: expected {type(current).__name__}") from None
-        if converted != converted or converted in (float("inf"), float("-inf")) or converted < 0:
-            raise UserError(f"{where}: expected a finite, non-negative number")
+    if isinstance(current, (bool, int, float)):  # read as the registry reads its options
+        converted = read_option(where, value, type(current))
+        if not isinstance(current, bool) and converted < 0:  # sizes, counts, rates: none is negative
+            raise UserError(f"{where}: expected a non-negative number")
         return converted
     if isinstance(current, (list, tuple)) and current and all(isinstance(v, int) for v in current):
         return list(parse_shape(value, what=where))

@@ -52,9 +52,13 @@ class Record:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
-    def key(self) -> tuple:
-        """What identifies the figure across runs: case, model, metric and input point."""
-        return (self.case, self.claim, self.model, self.metric, json.dumps(self.point, sort_keys=True))
+    @classmethod
+    def of(cls, model: str, metric: str, value: Any, point: dict[str, Any] | None = None, *, axis: str = "seq",
+           **fields: Any) -> "Record":
+        """A record of ``metric`` in the unit the metric table gives it (a crossover's: its sweep ``axis``'s)."""
+        from archbench.metrics import unit_of
+
+        return cls(model, metric, value, unit_of(metric, axis), dict(point or {}), **fields)
 
 
 @dataclass
