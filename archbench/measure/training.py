@@ -471,3 +471,27 @@ def step_latency_records(subject: Subject, counting: Subject, settings, peak_flo
     elif peak_flops:
         latency.warnings.append(f"no mfu: {palm.get('why')}")
     return records
+
+
+def activations_pass_batch(recipe: Recipe, limit: int = 4096) -> tuple[int | None, dict[str, Any]]:
+    """The smallest batch at which a step's activations (counted on meta) pass its weights + gradients + optimizer
+    states; None above ``limit``. Activations grow linearly with the batch: batch 1 and 2 give the line, and
+    the counts at the batch found (and the one below it) confirm it."""
+    def counted(batch: int) -> dict[str, Any]:
+        return breakdown(recipe.with_(batch=batch).build("meta"))
+
+    one, two = counted(1), counted(2)
+    rest = one["weights"] + one["gradients"] + one["optimizer_states"]
+    slope = two["activations"] - one["activations"]
+    if one["activations"] > rest:
+        return 1, {"rest_bytes": rest, "activations_at_batch": one["activations"]}
+    if slope <= 0:
+        return None, {"rest_bytes": rest, "why": "activations do not grow with the batch"}
+    batch = max(2, (rest - one["activations"]) // slope + 1 + 1)
+    while batch > 2 and counted(batch - 1)["activations"] > rest:  # the line overshot: step down to the first
+        batch -= 1
+    while batch <= limit and counted(batch)["activations"] <= rest:
+        batch += 1
+    if batch > limit:
+        return None, {"rest_bytes": rest, "why": f"not by batch {limit}"}
+    return batch, {"rest_bytes": rest, "activations_at_batch": counted(batch)["activations"]}
