@@ -468,11 +468,13 @@ def train_memory(definition: dict, context: Context) -> Measured:
     """What one training step holds (:func:`archbench.measure.training.breakdown`, on the meta device): weights,
     gradients, optimizer states and activations, with and without checkpointing, each one's share of the four,
     and the batch from which activations pass the other three. ``models`` as in ``profile`` (``batch``, ``seq``,
-    ``head``); ``optimizer`` and ``precision`` for every model."""
+    ``head``); ``optimizer`` and ``precision`` for every model; ``attention: fused`` counts attention as a fused
+    (flash) kernel saves it, as on a GPU."""
     from archbench.measure.training import BREAKDOWN_METRICS, activations_pass_batch, breakdown
 
     out = Measured()
     step = {"optimizer": definition.get("optimizer", "adamw"), "precision": definition.get("precision", "fp32")}
+    fused = definition.get("attention", "fused") == "fused"
     for alias, value in definition["models"].items():
         options = _model_options(value)
         for variant, checkpointing in (("", False), ("checkpointed.", True)):
@@ -480,8 +482,8 @@ def train_memory(definition: dict, context: Context) -> Measured:
             key = f"{alias}.{variant}"
             try:
                 meta = recipe.build("meta")
-                figures = breakdown(meta)
-                passes, how = activations_pass_batch(recipe)
+                figures = breakdown(meta, fused=fused)
+                passes, how = activations_pass_batch(recipe, fused=fused)
             except UserError as exc:
                 out.fail(f"{key}activation_bytes", options["model"], str(exc))
                 continue

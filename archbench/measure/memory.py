@@ -74,7 +74,7 @@ def measure_memory(
     if meta.phase == "train":  # a training step: the peak next to what the step holds, predicted
         from archbench.measure.training import memory_records
 
-        return records + memory_records(meta, records[0])
+        return records + memory_records(meta, records[0], device)
     records.append(Record.of(meta.label, "weights_bytes", weights_bytes(meta.module), point,
                           details={"formula": "(parameters + buffers) x element size"}))
     scores = score_matrix(meta)

@@ -13,6 +13,7 @@ For mixed-precision Adam W = 2Ψ, G = 2Ψ, S = KΨ with K = 12 (fp32 master, mom
 (2 + 2 + K)Ψ. Activations are not divided: each device saves its own micro-batch's. With a machine
 (``--hardware``) the per-device bytes are set against its memory, and the largest micro-batch that fits
 is found from the activations' growth with the batch (counted on the meta device at batch 1 and 2).
+Attention is taken as a GPU runs it: one fused (flash) kernel, no T×T scores saved.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def shard_records(meta, plan: ShardPlan) -> list[Record]:
     (details) and ``max_batch``, the largest micro-batch that fits."""
     from archbench.measure.training import breakdown
 
-    figures = breakdown(meta)
+    figures = breakdown(meta, fused=True)
     gathered = largest_block_weights(meta)
     if figures["precision"] != "fp32":
         gathered //= 2  # the gathered copy is the 16-bit one
@@ -100,6 +101,7 @@ def shard_records(meta, plan: ShardPlan) -> list[Record]:
                "gradients": figures["gradients"], "optimizer_states": figures["optimizer_states"],
                "activations": figures["activations"], "inputs": figures["inputs"], "transient": figures["transient"],
                "gathered_block_weights": gathered if plan.shard in ("zero3", "fsdp") and plan.devices > 1 else 0,
+               "attention": figures["attention"],
                "formula": FORMULAS[plan.shard]}
     records = [Record.of(meta.label, "per_device_bytes", value, point, details=details)]
     if plan.hardware is None:
@@ -126,7 +128,7 @@ def _max_batch(meta, plan: ShardPlan, figures: dict, gathered: int, memory: int,
     transient) counted at batch 1 and 2 on meta and taken as linear in the batch."""
     from archbench.measure.training import breakdown
 
-    one, two = (breakdown(meta.recipe.with_(batch=b).build("meta")) for b in (1, 2))
+    one, two = (breakdown(meta.recipe.with_(batch=b).build("meta"), fused=True) for b in (1, 2))
     fixed = per_device(one, plan, gathered)
     slope = per_device(two, plan, gathered) - fixed
     largest = 0 if fixed > memory else (1 + (memory - fixed) // slope if slope > 0 else None)

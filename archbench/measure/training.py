@@ -114,13 +114,43 @@ class Activations:
     by_block: dict[str, int] = field(default_factory=dict)
 
 
-def saved_activations(subject: Subject) -> Activations:
+def fused_attention():
+    """A TorchFunctionMode under which ``F.scaled_dot_product_attention`` on the meta device runs as one fused
+    kernel (the CPU flash kernel's meta implementation), which saves the query, key, value, its output and the
+    log-sum-exp, never the T×T scores: what flash attention holds on a GPU. Elsewhere the call is left alone."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+    class Fused(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            call = {**dict(zip(names, args)), **kwargs}
+            if func is not F.scaled_dot_product_attention or call["query"].device.type != "meta" \
+                    or call["query"].dim() != 4:
+                return func(*args, **kwargs)
+            q, k, v = call["query"], call["key"], call["value"]
+            if call.get("enable_gqa") and k.shape[-3] != q.shape[-3]:
+                groups = q.shape[-3] // k.shape[-3]
+                k, v = (t[:, :, None].expand(-1, -1, groups, -1, -1).flatten(1, 2) for t in (k, v))
+            return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                q, k, v, call.get("dropout_p", 0.0), call.get("is_causal", False), attn_mask=call.get("attn_mask"),
+                scale=call.get("scale"))[0]
+
+    return Fused()
+
+
+def saved_activations(subject: Subject, fused: bool = False) -> Activations:
     """The tensors autograd saves in one forward of ``subject`` (a train-phase subject, best on the meta device).
 
     Each saved tensor is keyed by its storage (``torch.multiprocessing.reductions.StorageWeakRef``), so a
     tensor saved twice, or a view of one saved before, counts once; parameters, buffers and the inputs are
     held anyway and are left out. Saves made inside a checkpointed block are filed under it, and each block's
-    inputs are noted: what checkpointing keeps instead.
+    inputs are noted: what checkpointing keeps instead. ``fused``: attention runs as one fused kernel
+    (:func:`fused_attention`, as flash attention on a GPU); otherwise as the meta device dispatches it (the math
+    backend, which saves the scores, as the CPU does with dropout).
     """
     import torch
     from torch.multiprocessing.reductions import StorageWeakRef
@@ -164,7 +194,7 @@ def saved_activations(subject: Subject) -> Activations:
 
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), meta_routing(model, subject.device), \
-                torch.enable_grad():
+                torch.enable_grad(), fused_attention() if fused else nullcontext():
             module(*args, **kwargs)
     finally:
         for handle in handles:
@@ -187,9 +217,10 @@ def saved_activations(subject: Subject) -> Activations:
     )
 
 
-def breakdown(meta: Subject, recipe: Recipe | None = None) -> dict[str, Any]:
+def breakdown(meta: Subject, recipe: Recipe | None = None, fused: bool = False) -> dict[str, Any]:
     """The predicted memory of one step of ``meta`` (a train-phase subject on the meta device), every figure in
-    bytes: weights, gradients, optimizer_states, activations, inputs, transient, predicted_peak."""
+    bytes: weights, gradients, optimizer_states, activations, inputs, transient, predicted_peak. ``fused``:
+    attention as a fused kernel saves it (a GPU's flash attention), else as the meta device's math backend."""
     from archbench.models.subject import input_bytes
 
     recipe = recipe or meta.recipe
@@ -197,7 +228,7 @@ def breakdown(meta: Subject, recipe: Recipe | None = None) -> dict[str, Any]:
     counted = meta
     if recipe.precision in HALF:  # autocast's activations: counted with the model at 16 bits
         counted = recipe.with_(dtype=HALF[recipe.precision]).build("meta")
-    acts = saved_activations(counted)
+    acts = saved_activations(counted, fused)
     checkpointing = bool(getattr(meta.module, "checkpointed", []))
     activations = acts.checkpointed_bytes if checkpointing else acts.saved_bytes
     transient = acts.largest_block_bytes if checkpointing else acts.largest_tensor_bytes
@@ -211,6 +242,7 @@ def breakdown(meta: Subject, recipe: Recipe | None = None) -> dict[str, Any]:
         "master_copy": fixed.master, "parameters": fixed.parameters, "saved_without_checkpointing": acts.saved_bytes,
         "checkpointed_blocks": acts.blocks, "largest_block": acts.largest_block_bytes,
         "optimizer": recipe.optimizer, "precision": recipe.precision, "checkpointing": checkpointing,
+        "attention": "fused (flash: no T×T scores saved)" if fused else "as dispatched (the math backend on meta)",
     }
 
 
@@ -219,10 +251,10 @@ BREAKDOWN_METRICS = {"weights_bytes": "weights", "gradients_bytes": "gradients",
                      "predicted_peak_bytes": "predicted_peak"}
 
 
-def memory_records(meta: Subject, peak: Record) -> list[Record]:
+def memory_records(meta: Subject, peak: Record, device: str = "cpu") -> list[Record]:
     """The breakdown's records next to the measured ``peak`` (``peak_memory_bytes``), whose details gain the
-    measured ÷ predicted ratio."""
-    figures = breakdown(meta)
+    measured ÷ predicted ratio. On CUDA attention is predicted fused (flash), on the CPU as the math backend."""
+    figures = breakdown(meta, fused=device.startswith("cuda"))
     point = dict(meta.point)
     peak.details["loss"] = _loss_of(meta)
     peak.details["method"] = (peak.details.get("method", "") + ": the second optimizer step's peak over the memory "
@@ -252,6 +284,8 @@ def memory_records(meta: Subject, peak: Record) -> list[Record]:
         if metric == "predicted_peak_bytes":
             details.update({k: figures[k] for k in ("inputs", "transient", "optimizer_transient", "optimizer",
                                                     "precision", "checkpointing", "parameters")})
+        if metric == "activation_bytes":
+            details["attention"] = figures["attention"]
         if metric == "activation_bytes" and figures["checkpointing"]:
             details.update(saved_without_checkpointing=figures["saved_without_checkpointing"],
                            checkpointed_blocks=figures["checkpointed_blocks"], largest_block=figures["largest_block"])
@@ -473,12 +507,12 @@ def step_latency_records(subject: Subject, counting: Subject, settings, peak_flo
     return records
 
 
-def activations_pass_batch(recipe: Recipe, limit: int = 4096) -> tuple[int | None, dict[str, Any]]:
+def activations_pass_batch(recipe: Recipe, limit: int = 4096, fused: bool = False) -> tuple[int | None, dict[str, Any]]:
     """The smallest batch at which a step's activations (counted on meta) pass its weights + gradients + optimizer
     states; None above ``limit``. Activations grow linearly with the batch: batch 1 and 2 give the line, and
     the counts at the batch found (and the one below it) confirm it."""
     def counted(batch: int) -> dict[str, Any]:
-        return breakdown(recipe.with_(batch=batch).build("meta"))
+        return breakdown(recipe.with_(batch=batch).build("meta"), fused=fused)
 
     one, two = counted(1), counted(2)
     rest = one["weights"] + one["gradients"] + one["optimizer_states"]
