@@ -71,11 +71,17 @@ def divided(weights: int, gradients: int, states: int, shard: str, devices: int)
 
 
 def per_device(figures: dict, plan: ShardPlan, gathered: int) -> int:
-    """What one device holds at the step's peak: its share of weights, gradients and states, its activations,
-    inputs and transient, and under ZeRO-3/FSDP one block's gathered weights."""
+    """What one device holds at the step's peak: its share of weights, gradients and states, and the larger of its
+    forward-backward (activations, inputs, transient and, under ZeRO-3/FSDP, one block's gathered weights) and
+    ``optimizer.step()``'s temporaries, as :func:`archbench.measure.training.breakdown` predicts one device."""
     share = divided(figures["weights"], figures["gradients"], figures["optimizer_states"], plan.shard, plan.devices)
+    return share + max(_forward_backward(figures, plan, gathered), figures["optimizer_transient"])
+
+
+def _forward_backward(figures: dict, plan: ShardPlan, gathered: int) -> int:
+    """What one device's forward and backward hold beyond its share of W, G and S: grows with the batch."""
     extra = gathered if plan.shard in ("zero3", "fsdp") and plan.devices > 1 else 0
-    return share + figures["activations"] + figures["inputs"] + figures["transient"] + extra
+    return figures["activations"] + figures["inputs"] + figures["transient"] + extra
 
 
 def largest_block_weights(meta) -> int:
@@ -130,8 +136,10 @@ def _max_batch(meta, plan: ShardPlan, figures: dict, gathered: int, memory: int,
 
     one, two = (breakdown(meta.recipe.with_(batch=b).build("meta"), fused=True) for b in (1, 2))
     fixed = per_device(one, plan, gathered)
-    slope = per_device(two, plan, gathered) - fixed
-    largest = 0 if fixed > memory else (1 + (memory - fixed) // slope if slope > 0 else None)
+    first = _forward_backward(one, plan, gathered)
+    slope = _forward_backward(two, plan, gathered) - first
+    share = fixed - max(first, one["optimizer_transient"])
+    largest = 0 if fixed > memory else (1 + (memory - share - first) // slope if slope > 0 else None)
     details = {"memory_bytes": memory, "bytes_at_batch_1": fixed, "bytes_per_extra_example": slope,
                "method": "per-device bytes at batch 1 and 2 (activations counted on meta), linear in the batch"}
     warnings = [] if largest != 0 else [f"batch 1 needs {fixed:,} bytes per device: more than the {memory:,} "
