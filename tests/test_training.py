@@ -170,3 +170,29 @@ def test_memory_train_step_end_to_end(cli, tmp_path):
     stepping = f["activations"] + f["inputs"] + f["transient"] + f["gathered_block_weights"]
     assert shard["value"] == -(-(16 * params) // 4) + max(stepping, 2 * 4 * 256 * 512)
     assert shard["details"]["fits"] is True and records["max_batch"]["value"] > 1000
+
+
+def test_train_step_flops_by_hand(tmp_path):
+    # Linear(8,16) ReLU Linear(16,32) ReLU at batch 4. Forward: 4·(8·16 + 16·32) MACs. Backward: each Linear's
+    # weight gradient costs its forward again; the input gradient only where the input needs one (the second
+    # Linear's: 4·16·32; the model's input needs none). AdamW's update: 14 FLOPs per parameter.
+    from archbench.measure.training import flop_records
+
+    subject = _subject(tmp_path, "nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 32), nn.ReLU())", "8")
+    records = {r.metric: r for r in flop_records(subject)}
+    forward = 4 * (8 * 16 + 16 * 32)
+    assert records["macs"].value == forward + forward + 4 * 16 * 32
+    params = 8 * 16 + 16 + 16 * 32 + 32
+    assert records["macs"].details["optimizer_flops"] == 14 * params
+    assert records["macs"].details["loss"].startswith("mean over the output")
+
+
+def test_checkpointing_adds_the_recomputed_forward(tmp_path):
+    # 3 blocks of Linear(16,16) + ReLU at batch 4: each block's forward is 4·16·16 MACs, recomputed once in backward.
+    from archbench.measure.training import flop_records
+
+    body = "nn.Sequential(*[nn.Sequential(nn.Linear(16, 16), nn.ReLU()) for _ in range(3)])"
+    plain = {r.metric: r for r in flop_records(_subject(tmp_path, body, "16"))}["macs"].value
+    checkpointed = {r.metric: r for r in flop_records(_subject(tmp_path, body, "16", checkpointing=True))}["macs"]
+    assert checkpointed.details["recomputed_macs"] == 3 * 4 * 16 * 16
+    assert checkpointed.value == plain + 3 * 4 * 16 * 16

@@ -373,7 +373,8 @@ def recomputed_macs(subject: Subject, attention_count: str = "full") -> int:
 def flop_records(subject: Subject, *, by=None, depth=None, engine="auto", attention_count="full") -> list[Record]:
     """``macs``, ``flops`` and ``other_flops`` of one optimizer step: forward + loss + backward counted by the
     dispatch engine, the recomputed forward of checkpointed blocks added to the MACs, the optimizer's
-    element-wise work to the other FLOPs; ``model_flops`` (PaLM's convention) in the details."""
+    element-wise work to the other FLOPs; ``model_flops`` in the details: PaLM's for a transformer with a config,
+    else the counted forward + backward without recomputation."""
     from archbench.measure.flops import flop_records as counted
 
     engine = "dispatch" if engine == "auto" else engine
@@ -384,11 +385,16 @@ def flop_records(subject: Subject, *, by=None, depth=None, engine="auto", attent
     main["macs"].value += recompute
     main["flops"].value = 2 * main["macs"].value
     main["other_flops"].value += steps
+    model = model_flops(subject)
+    if model["value"] is None:  # not a transformer: the model FLOPs are the counted step's, recomputation excluded
+        model = {"value": 2 * (main["macs"].value - recompute),
+                  "formula": "2 x the counted forward + backward MACs, recomputation excluded (PaLM's formula needs "
+                            "a transformer with a config)"}
     main["macs"].details.update({
         "pass": "train step: forward + loss + backward" + (" + recomputed forward" if recompute else "")
                 + " + optimizer.step()",
         "loss": _loss_of(subject), "recomputed_macs": recompute, "optimizer_flops": steps,
-        "optimizer": subject.recipe.optimizer, "model_flops": model_flops(subject),
+        "optimizer": subject.recipe.optimizer, "model_flops": model,
     })
     main["other_flops"].details["optimizer_flops"] = steps
     return records
@@ -409,7 +415,7 @@ def model_flops(subject: Subject) -> dict[str, Any]:
     layers = _first(config, ("num_hidden_layers", "n_layer", "num_layers"))
     width = _first(config, ("hidden_size", "n_embd", "d_model"))
     if not (seq and layers and width):
-        return {"value": None, "why": "not a transformer with a config: no PaLM model FLOPs"}
+        return {"value": None, "why": "not a transformer with a config"}
     n = matmul_parameters(subject.module)
     tokens = subject.batch * seq
     value = 6 * n * tokens + 12 * layers * width * seq * tokens
