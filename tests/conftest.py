@@ -32,5 +32,8 @@ def stub_group(monkeypatch, group: str, measure):
 
     from archbench.measure import run
 
-    stub = replace(run.GROUPS[group], measure=lambda builds, settings, earlier: measure(builds.recipe, settings, earlier))
+    def stand_in(builds, settings, earlier):
+        return measure(builds.recipe, settings, earlier)
+
+    stub = replace(run.GROUPS[group], measure=stand_in)
     monkeypatch.setitem(run.GROUPS, group, stub)

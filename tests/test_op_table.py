@@ -135,3 +135,14 @@ def test_arguments_bind_by_name_for_every_overload():
     work = ops.OPS["lstm"].work(packed)
     assert work.macs == 10 * (64 * 8 + 64 * 16)  # ΣT·B rows × (4h·i + 4h·h), h = 16
     assert work.other_flops == 10 * (4 * 4 + 5) * 16
+
+
+def test_grouped_convolution_backward_costs_what_its_forward_does():
+    """The weight gradient of a depthwise conv is as cheap as its forward (torch's own formula multiplies it
+    by the groups): dw 3x3 over 8 channels, then 1x1 8 -> 16, on 2x8x10x10."""
+    model = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.Conv2d(8, 16, 1, bias=False))
+    depthwise, pointwise = 2 * 10 * 10 * 8 * 9, 2 * 10 * 10 * 16 * 8
+    count = count_flops(model.train(), torch.randn(2, 8, 10, 10), backward=True)
+    # the input needs no gradient: the depthwise conv's weight gradient only; the pointwise conv's both
+    assert count.by_operator == {"aten.convolution": depthwise + pointwise,
+                                 "aten.convolution_backward": depthwise + 2 * pointwise}

@@ -67,3 +67,17 @@ def test_claim_figures_take_the_table_unit_or_one_of_its_units():
     assert [r.unit for r in out.records] == [unit_of("params"), "steps", "norm"]
     with pytest.raises(ValueError, match="not in archbench/metrics.py's UNITS"):
         out.add("a.thing", 1, "furlongs", "m")
+
+
+def test_the_group_table_names_each_setting_some_group_reads():
+    from dataclasses import fields
+
+    from archbench.measure.run import GROUPS, group_names
+
+    read = {name for group in GROUPS.values() for name in group.reads}
+    assert read == {f.name for f in fields(Settings)}
+    assert group_names() == ("params", "flops", "latency", "memory")
+    assert group_names(sweeps=True) == ("flops", "latency", "memory")  # params do not depend on the swept axis
+    assert {name: g.primary for name, g in GROUPS.items()} == {
+        "params": "params", "flops": "macs", "latency": "latency_s", "memory": "peak_memory_bytes"}
+    assert all(is_known(g.primary) for g in GROUPS.values())

@@ -51,8 +51,8 @@ def scaling_command(
     """
     from archbench.errors import UserError
     from archbench.limits import positive_finite
-    from archbench.measure.run import Settings, check_groups, preflight
-    from archbench.measure.scaling import plan_points
+    from archbench.measure.run import Settings, check_groups
+    from archbench.measure.scaling import preflight_sweep
     from archbench.models.subject import Recipe
     from archbench.spec import parse_range
 
@@ -74,11 +74,7 @@ def scaling_command(
                       checkpointing=checkpointing)
     settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, timeout_s=timeout,
                         attention_count=attention_count)
-    plan = plan_points(model, values, axis, template=template)  # every spec checked before anything is measured
-    for point in plan[0]:
-        preflight(point.recipe, [m for m in metrics if m != "latency"] or ["flops"], settings)
-    for point in plan[-1]:
-        preflight(point.recipe, metrics, settings)  # the largest point must fit where it runs
+    preflight_sweep(model, values, metrics, axis, template, settings)
     _run(model, values, metrics, axis, template, settings, plot, fmt, out)
 
 

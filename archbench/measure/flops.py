@@ -406,7 +406,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
                 module(*args, **kwargs)
     counts = counter.get_flop_counts()
     by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
-    tracked = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
+    tracked = {_module_name(name, root): sum(per_op.values()) // 2
+               for name, per_op in counts.items() if name != "Global"}
     by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name in modules}
     details: dict[str, Any] = {}
     if calls.count == "causal" and calls.eager:
@@ -486,13 +487,6 @@ def _untracked_total(name: str, tracked: dict[str, int]) -> int:
     inside = [child for child in tracked if child.startswith(name + ".")]
     outermost = [c for c in inside if not any(c.startswith(other + ".") for other in inside)]
     return sum(tracked[c] for c in outermost)
-
-
-def _largest_numel(value) -> int:
-    import torch
-    from torch.utils._pytree import tree_flatten
-
-    return max((t.numel() for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)), default=0)
 
 
 def _first_tensor(output):

@@ -207,7 +207,8 @@ def fused_elementwise_flops(op: str, query: tuple, key: tuple, heads: int = 1, f
 
 SDPA_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
                 "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")
-"""The fused kernels F.scaled_dot_product_attention dispatches to; each takes (query, key, value, ...) as (B, H, L, E)."""
+"""The fused kernels F.scaled_dot_product_attention dispatches to; each takes (query, key, value, ...) as
+(B, H, L, E)."""
 
 
 @op("scaled_dot_product_attention", *SDPA_KERNELS, other=FUSED_ELEMENTWISE, attention="forward")
@@ -384,7 +385,8 @@ DATA_MOVEMENT_OPS = frozenset(
         "new_ones", "new_full", "full", "full_like", "fill_", "zero_", "arange", "copy_", "_to_copy", "to",
         "type_as", "lift_fresh", "lift_fresh_copy", "scalar_tensor", "embedding", "gather", "index_select",
         "index", "repeat", "tril", "triu", "masked_fill", "masked_fill_", "where", "constant_pad_nd", "pad",
-        "roll", "flip", "broadcast_tensors", "dropout", "feature_dropout", "native_dropout", "bernoulli_", "bernoulli", "Int",
+        "roll", "flip", "broadcast_tensors", "dropout", "feature_dropout", "native_dropout", "bernoulli_", "bernoulli",
+        "Int",
         "ScalarImplicit", "size", "numel", "dim", "item", "_local_scalar_dense", "_assert_async",
         "resize_", "set_", "_has_compatible_shallow_copy_type", "rand", "randn", "uniform_",
         "normal_", "channel_shuffle", "pixel_shuffle", "as_strided_", "select_backward", "slice_backward",

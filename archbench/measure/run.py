@@ -272,7 +272,8 @@ GROUPS: dict[str, Group] = {g.name: g for g in (
     Group("flops", "macs", _flops, ("engine", "counting_device", "backward", "attention_count", "by", "depth"),
           sweeps=True),
     Group("latency", "latency_s", _latency, ("device", "dtype", "threads", "min_time", "compile", "peak",
-                                             "attention_count"), sweeps=True, on_device=True),
+                                             "engine", "counting_device", "attention_count"),  # + MACs for FLOP/s
+          sweeps=True, on_device=True),
     Group("memory", "peak_memory_bytes", _memory, ("device", "timeout_s"), sweeps=True, on_device=True),
 )}
 """Metric group name -> :class:`Group`: the one table every caller reads (and the one seam a test stubs)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from archbench.errors import UserError
-from archbench.measure.run import GROUPS, Settings, check_groups, failure_record, group_names, measure_group
+from archbench.measure.run import GROUPS, Settings, check_groups, failure_record, measure_group
 from archbench.models.subject import Recipe
 from archbench.results.record import Record
 
@@ -89,6 +89,20 @@ def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: 
         raise UserError(f"model {sorted(repeated)[0]!r} given twice")
     defaults = {label: default_input(label) for label in labels}
     return [[_point(label, defaults[label], axis, value, template) for label in labels] for value in sorted(values)]
+
+
+def preflight_sweep(models: list[str], values: list[int], metrics: list[str], axis: str, template: Recipe,
+                    settings: Settings) -> list[list[SweepPoint]]:
+    """The sweep's plan, every spec checked before anything is measured (UserError otherwise): each model
+    builds at the first point, and the largest point fits where it runs."""
+    from archbench.measure.run import preflight
+
+    plan = plan_points(models, values, axis, template=template)
+    for point in plan[0]:
+        preflight(point.recipe, [m for m in metrics if m != "latency"] or ["flops"], settings)
+    for point in plan[-1]:
+        preflight(point.recipe, metrics, settings)
+    return plan
 
 
 def _point(label: str, default, axis: str, value: int, template: Recipe) -> SweepPoint:

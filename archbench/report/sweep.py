@@ -70,15 +70,15 @@ def _exponents(records: list[Record]) -> SweepTable:
         if r.metric.endswith("_exponent") and not r.metric.endswith("_local_exponent"):
             of = r.details.get("of", r.metric.removesuffix("_exponent"))
             local = [x.value for x in records if x.model == r.model and x.metric == f"{of}_local_exponent"]
-            span = f"{r.details['from']}..{r.details['to']} ({r.details['points']} points)" if r.error is None else r.error
+            span = r.error or f"{r.details['from']}..{r.details['to']} ({r.details['points']} points)"
             trend = f"{local[0]:.3g} → {local[-1]:.3g}" if local else "-"
             table.rows.append([r.model, of, format_value(r.value), format_value(r.details.get("r2")), span, trend])
     return table
 
 
 def _crossovers(records: list[Record]) -> SweepTable:
-    table = SweepTable("crossovers (interpolated in log-log space)", ["models", "metric", "crossover", "which is lower"],
-                       right={"crossover"})
+    table = SweepTable("crossovers (interpolated in log-log space)",
+                       ["models", "metric", "crossover", "which is lower"], right={"crossover"})
     for r in records:
         if r.metric.endswith("_crossover"):
             at = f"{r.value:,.0f} {r.unit}" if r.value is not None else "-" if r.error else "none in range"
