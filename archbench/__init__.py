@@ -7,6 +7,7 @@ The Python API is the code the command line runs::
     flops = archbench.count_flops(model, inputs)              # .macs .flops (= 2 x macs) .other_flops .uncounted
     records = archbench.measure_latency(model, inputs)        # latency_s (raw samples in details), throughput
     records = archbench.measure_memory("my_net.py:build", input_shape=(3, 224, 224))  # rebuilt in a fresh process
+    records = archbench.roofline(model, inputs, hardware="h100-sxm")  # predicted time from FLOPs and bytes moved
     subject = archbench.build("hf:llama:num_hidden_layers=2", seq=128, device="meta")  # any model argument
 
 ``inputs`` is a tensor, a tuple of positional inputs or a dict of keyword inputs. Importing
@@ -21,6 +22,7 @@ _API = {
     "count_flops": ("archbench.measure.flops", "count_flops"),
     "measure_latency": ("archbench.measure.latency", "measure_latency"),
     "measure_memory": ("archbench.measure.memory", "measure_memory"),
+    "roofline": ("archbench.measure.roofline", "roofline"),
     "measure_model": ("archbench.measure.run", "measure"),  # not "measure": that is the subpackage
     "Settings": ("archbench.measure.run", "Settings"),
     "Recipe": ("archbench.models.subject", "Recipe"),

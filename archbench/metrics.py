@@ -38,8 +38,8 @@ class Metric:
         return self.kind in ("count", "analytic")
 
 
-UNITS = ("count", "MAC", "FLOP", "s", "items/s", "FLOP/s", "fraction", "bytes", "x", "log10", "tokens", "items",
-         "pixels", "steps", "norm", "layers", "tokens/s", "steps/s", "")
+UNITS = ("count", "MAC", "FLOP", "s", "items/s", "tokens/s", "steps/s", "FLOP/s", "FLOP/byte", "fraction", "bytes",
+         "x", "log10", "tokens", "items", "pixels", "steps", "norm", "layers", "")
 """Every unit archbench writes. ``""`` is a pure number (an exponent, a flag, a shape)."""
 
 _TABLE = (
@@ -54,6 +54,14 @@ _TABLE = (
     Metric("macs", "MAC", "count", "lower", "multiply-accumulates"),
     Metric("flops", "FLOP", "count", "lower", "2 x macs"),
     Metric("other_flops", "FLOP", "count", "lower", "bias, normalisation, softmax, activation, elementwise"),
+    Metric("bytes_moved", "bytes", "count", "lower",
+           "bytes every op reads and writes: each tensor once at its dtype's size, views 0, fused kernels their own"),
+    Metric("arithmetic_intensity", "FLOP/byte", "analytic", None, "(2 x macs + other_flops) / bytes_moved"),
+    Metric("predicted_latency_s", "s", "analytic", "lower",
+           "roofline: the sum over op calls of max(FLOPs / peak, bytes / bandwidth) on a listed machine"),
+    Metric("predicted_items_s", "items/s", "analytic", "higher", "batch / predicted_latency_s"),
+    Metric("predicted_tokens_s", "tokens/s", "analytic", "higher", "decode: batch tokens / predicted_latency_s"),
+    Metric("roofline_ratio", "x", "timing", None, "measured latency_s / predicted_latency_s on this-cpu"),
     Metric("attention_share", "fraction", "analytic", None, "share of macs in attention's score and value products"),
     Metric("attention_half_length", "tokens", "analytic", None,
            "sequence length from which attention's share of macs passes one half (interpolated in log T)"),

@@ -94,7 +94,7 @@ def case_settings(case: Case):
 
     s = case.settings
     return Settings(device=s.device, dtype=s.dtype, threads=s.threads, min_time=s.min_time, timeout_s=s.timeout_s,
-                    attention_count=s.attention_count)
+                    attention_count=s.attention_count, hardware=s.hardware)
 
 
 class _CaseWriter:

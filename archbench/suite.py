@@ -46,6 +46,7 @@ class CaseSettings:
     phase: str = "prefill"  # prefill, or decode: one new token after a KV cache of seq tokens
     attention_count: str = "full"  # full, or causal: only the query-key pairs a mask keeps
     head: bool = False  # Hugging Face models: with their task head
+    hardware: str = "all"  # roofline: a machine of `archbench hardware`, a comma-separated list, or all
     optimizer: str = "adamw"  # phase train: the step's optimizer, precision and activation checkpointing
     precision: str = "fp32"
     checkpointing: bool = False
@@ -256,6 +257,8 @@ class _Reader:
                 values[name] = self.choice(value_node, where, ATTENTION_COUNTS)
             elif name in ("head", "checkpointing"):
                 values[name] = self.choice(value_node, where, (True, False))
+            elif name == "hardware":
+                values[name] = self._bounded(value_node, where, _hardware)
             elif name in ("optimizer", "precision"):
                 from archbench.measure import training
 
@@ -401,6 +404,16 @@ class _Reader:
         if isinstance(node, self.yaml.SequenceNode):
             return "a list"
         return repr(self.construct(node, "value"))
+
+
+def _hardware(key: str, value: Any) -> str:
+    from archbench.measure.hardware import MACHINES, THIS_CPU
+
+    names = [n.strip() for n in str(value).split(",")]
+    unknown = [n for n in names if n not in (*MACHINES, THIS_CPU, "all")]
+    if unknown:
+        raise UserError(f"unknown hardware {unknown[0]!r}; expected all or one of {', '.join([*MACHINES, THIS_CPU])}")
+    return str(value)
 
 
 _SETTING_KEYS = tuple(f.name for f in fields(CaseSettings))

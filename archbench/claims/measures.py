@@ -463,6 +463,53 @@ def peak(definition: dict, context: Context) -> Measured:
     return out
 
 
+@kind("roofline")
+def roofline(definition: dict, context: Context) -> Measured:
+    """A model's roofline (:mod:`archbench.measure.roofline`) through the one measurement path, at each ``seq``.
+
+    Figures: ``intensity`` (FLOP per byte, the first point), ``ridge.<machine>`` and ``memory_bound.<machine>`` for
+    each machine of ``hardware`` (default: every listed one); with ``measure: true`` (this-cpu, timed here) per
+    point ``seq``, ``latency_s`` (measured), ``memory_s`` (bytes ÷ measured bandwidth) and ``compute_s``
+    (FLOPs ÷ measured matmul peak).
+    """
+    from dataclasses import replace
+
+    from archbench.measure.hardware import MACHINES
+    from archbench.measure.run import measure as measure_groups
+
+    options = _model_options(definition["model"])
+    timed = bool(definition.get("measure", False))
+    hardware = definition.get("hardware", "this-cpu" if timed else ",".join(MACHINES))
+    dtype = options.get("dtype", "float32")
+    settings = replace(_settings(context), dtype=dtype, hardware=hardware, peak=False)
+    seqs = definition["seq"] if isinstance(definition["seq"], list) else [definition["seq"]]
+    out = Measured()
+    series: dict[str, list] = {"latency_s": [], "memory_s": [], "compute_s": []}
+    for index, t in enumerate(seqs):
+        recipe = replace(_recipe({**options, "seq": t}), phase=definition.get("phase", "prefill"))
+        records = measure_groups(recipe, ["latency", "roofline"] if timed else ["roofline"], settings)
+        out.records.extend(records)
+        failed = next((r for r in records if r.error), None)
+        if failed is not None:
+            out.fail("latency_s" if failed.metric == "latency_s" else "intensity", recipe.spec, failed.error)
+            return out
+        machines = [r for r in records if r.metric == "predicted_latency_s" and "hardware" in r.point]
+        if index == 0:
+            intensity = next(r.value for r in records if r.metric == "arithmetic_intensity")
+            out.figures["intensity"] = intensity
+            for r in machines:
+                out.figures[f"ridge.{r.point['hardware']}"] = r.details["ridge_flop_per_byte"]
+                out.figures[f"memory_bound.{r.point['hardware']}"] = r.details["bound"] == "memory"
+        if timed:
+            cpu = next(r for r in machines if r.point["hardware"] == "this-cpu")
+            series["latency_s"].append(next(r.value for r in records if r.metric == "latency_s"))
+            series["memory_s"].append(cpu.details["memory_time_s"])
+            series["compute_s"].append(cpu.details["flops"] / cpu.details["peak_flops_s"])
+    out.figures["seq"] = seqs
+    out.figures["ridges"] = [v for k, v in out.figures.items() if k.startswith("ridge.")]
+    if timed:
+        out.figures.update(series)
+
 @kind("train_memory")
 def train_memory(definition: dict, context: Context) -> Measured:
     """What one training step holds (:func:`archbench.measure.training.breakdown`, on the meta device): weights,

@@ -9,6 +9,7 @@ from archbench.cli import models_cmd  # noqa: F401  (registers list, params)
 from archbench.cli import flops_cmd  # noqa: F401  (registers flops)
 from archbench.cli import perf_cmd  # noqa: F401  (registers latency, memory)
 from archbench.cli import scaling_cmd  # noqa: F401  (registers scaling)
+from archbench.cli import roofline_cmd  # noqa: F401  (registers hardware, roofline)
 from archbench.cli import claims_cmd  # noqa: F401  (registers claims)
 from archbench.cli import suite_cmd  # noqa: F401  (registers run, merge, compare, report)
 from archbench.cli.app import app

@@ -95,7 +95,8 @@ def memory_command(
         "--shard", help="--phase train on paper: zero1, zero2, zero3 or fsdp over --devices.")] = None,
     devices: Annotated[int, typer.Option("--devices", help="--shard: data-parallel devices.")] = 1,
     hardware: Annotated[Optional[str], typer.Option(
-        "--hardware", help="--phase train: whether the step fits this machine (e.g. h100) and its largest batch.")] = None,
+        "--hardware", help="--phase train: whether the step fits this machine (h100, a100, or a name of "
+                           "`archbench hardware`) and its largest batch.")] = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:

@@ -52,6 +52,23 @@ ATTENTION_NOTES = {
 ATTENTION_PRODUCTS = "attention_products"  # fvcore handles: MACs of attention's score and value products
 
 
+@dataclass(frozen=True)
+class OpCall:
+    """One op call the dispatch engine ran: its op, the innermost module running it ("" the model itself; under
+    backward the module whose forward made it), and its work."""
+
+    op: str  # aten.<name>
+    module: str
+    macs: int
+    other_flops: int
+    bytes_moved: int
+
+    @property
+    def flops(self) -> int:
+        """All its FLOPs: 2 × MACs + other FLOPs (the arithmetic intensity's numerator)."""
+        return 2 * self.macs + self.other_flops
+
+
 @dataclass
 class FlopCount:
     """What one count found: MACs (and FLOPs = 2 × MACs), other FLOPs, their breakdowns, uncounted ops."""
@@ -67,6 +84,12 @@ class FlopCount:
     other_by_operator: dict[str, int] = field(default_factory=dict)  # op -> FLOPs
     attention_macs: int = 0  # MACs of attention's score and value products (QKᵀ and AV), see is_attention_module
     details: dict[str, Any] = field(default_factory=dict)  # how attention and routing were counted
+    calls: list[OpCall] = field(default_factory=list)  # every op call, in order (the dispatch engine's)
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes every op call reads and writes (:func:`archbench.measure.ops.moved_bytes`)."""
+        return sum(c.bytes_moved for c in self.calls)
 
     @property
     def flops(self) -> int:
@@ -187,6 +210,13 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
         Record.of(built.label, "other_flops", count.other_flops, point,
                details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
     ]
+    traffic = count if count.calls else _count_dispatch(built, backward, attention_count)
+    moved_details: dict[str, Any] = {"convention": BYTES_CONVENTION}
+    if count is not traffic:
+        moved_details["engine"] = "dispatch (the fvcore engine sees no dtypes)"
+    if "routing" in traffic.details and built.device == "meta":
+        moved_details["routing"] = META_EXPERT_BYTES
+    records.append(Record.of(built.label, "bytes_moved", traffic.bytes_moved, point, details=moved_details))
     if count.attention_macs:
         from archbench.measure.architecture import attention_share
 
@@ -195,13 +225,51 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
                                        "attention_count": attention_count,
                                        "what": "MACs of attention's score and value products (QK^T, AV) / macs"}))
     if by == "module":
+        moved = group_calls(traffic.calls, "module", list(count.by_module))
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):
                 records.append(Record.of(built.label, "macs", macs, {**point, "module": name}))
+                records.append(Record.of(built.label, "bytes_moved", moved[name].bytes_moved, {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
             records.append(Record.of(built.label, "macs", macs, {**point, "operator": op}))
+        for op, work in sorted(group_calls(traffic.calls, "operator").items(), key=lambda item: -item[1].bytes_moved):
+            if work.bytes_moved:
+                records.append(Record.of(built.label, "bytes_moved", work.bytes_moved, {**point, "operator": op}))
     return records
+
+
+BYTES_CONVENTION = ("each op reads its inputs and writes its outputs once at their dtype's size; views move nothing; "
+                    "fused attention moves Q, K, V and its output, not the scores")
+META_EXPERT_BYTES = ("meta device: each token's top-k experts' weights are read once per token (the batched path); "
+                     "a grouped kernel with real routing reads each routed expert once")
+
+
+def group_calls(calls: list[OpCall], by: str, names: list[str] | None = None) -> dict[str, OpCall]:
+    """The calls' work summed per ``by="operator"``, or per ``by="module"``: each module of ``names`` (default:
+    the modules the calls ran in and their parents; "" the whole model) with the calls of its submodules."""
+    if by == "operator":
+        totals: dict[str, list[int]] = {}
+        for c in calls:
+            total = totals.setdefault(c.op, [0, 0, 0])
+            total[0] += c.macs
+            total[1] += c.other_flops
+            total[2] += c.bytes_moved
+        return {op: OpCall(op, "", *t) for op, t in totals.items()}
+    if names is None:
+        names = sorted({"", *(".".join(c.module.split(".")[:i]) for c in calls
+                              for i in range(1, c.module.count(".") + 2) if c.module)})
+    own: dict[str, list[int]] = {}
+    for c in calls:
+        total = own.setdefault(c.module, [0, 0, 0])
+        total[0] += c.macs
+        total[1] += c.other_flops
+        total[2] += c.bytes_moved
+    grouped = {}
+    for name in names:
+        inside = [t for module, t in own.items() if not name or module == name or module.startswith(name + ".")]
+        grouped[name] = OpCall("", name, *(sum(t[i] for t in inside) for i in range(3)))
+    return grouped
 
 
 def _uncounted_warnings(count: FlopCount) -> list[str]:
@@ -263,6 +331,8 @@ class _AttentionCalls:
     unfused: int = 0  # causal counts that reached no fused kernel (math backend: bmm, counted in full)
     eager: int = 0  # score and value products of eager attention (bmm in attention modules, outside any SDPA call)
     in_call: bool = False  # an SDPA call is running
+    moved: int | None = None  # on meta: the bytes the call's Q, K, V and mask hold, before the interceptor's expansion
+    expanding: bool = False  # on meta: the interceptor is expanding GQA's kv heads (no traffic of the model's)
 
 
 def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any]):
@@ -286,9 +356,14 @@ def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any
                 calls.pending, how = sdpa_kept_pairs(q, k, mask, call.get("is_causal", False), attention_module())
                 calls.how[how] += 1
             if q.device.type == "meta" and q.dim() == 4:
+                calls.moved = ops.tensor_bytes((q, k, v, mask))  # what the fused kernel reads (GQA: the kv heads)
                 if call.get("enable_gqa") and k.shape[-3] != q.shape[-3]:
                     groups = q.shape[-3] // k.shape[-3]
-                    k, v = (t[:, :, None].expand(-1, -1, groups, -1, -1).flatten(1, 2) for t in (k, v))
+                    calls.expanding = True  # the CPU kernel reads the kv heads in place: this copy is not traffic
+                    try:
+                        k, v = (t[:, :, None].expand(-1, -1, groups, -1, -1).flatten(1, 2) for t in (k, v))
+                    finally:
+                        calls.expanding = False
                 out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
                     q, k, v, call.get("dropout_p", 0.0), call.get("is_causal", False), attn_mask=mask,
                     scale=call.get("scale"))[0]
@@ -333,6 +408,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     counter = FlopCounterMode(display=False, custom_mapping=products)
     counter.flop_registry = {packet: f for packet, f in counter.flop_registry.items() if packet in products}
     other: Counter[str] = Counter()
+    op_calls: list[OpCall] = []
     uncounted: Counter[str] = Counter()
     where: dict[str, dict[str, None]] = {}
     module = built.module
@@ -361,12 +437,18 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
             out = func(*args, **kwargs)
             name = ops.base_name(str(func._overloadpacket))
             entry = ops.OPS.get(name)
+            place = origins.current if origins is not None and origins.current is not None else innermost_name()
             if entry is None:
+                moved = ops.moved_bytes(name, ops.dispatch_call(func, args, kwargs, out))
+                # archbench's own stand-ins on meta move nothing the model would: the interceptor's GQA expansion,
+                # and meta routing's batched path gathering expert weights (a grouped kernel reads them in place)
+                if calls.expanding or (name == "index" and built.device == "meta"
+                                       and isinstance(args[0], torch.nn.Parameter)):
+                    moved = 0
+                op_calls.append(OpCall(f"aten.{name}", place or "", 0, 0, moved))
                 if name not in ops.DATA_MOVEMENT_OPS:
                     op = f"aten.{name}"
                     uncounted[op] += 1
-                    place = origins.current if origins is not None and origins.current is not None \
-                        else innermost_name()
                     if place is not None:
                         where.setdefault(op, {})[place] = None
                 return out
@@ -376,7 +458,13 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
                 calls.kept.append(kept)
             elif entry.attention == "backward":
                 kept = calls.kept.pop() if calls.kept else None
-            work = entry.work(ops.dispatch_call(func, args, kwargs, out, kept))
+            call = ops.dispatch_call(func, args, kwargs, out, kept)
+            work = entry.work(call)
+            moved = ops.moved_bytes(name, call, work)
+            if entry.attention == "forward" and calls.moved is not None:
+                moved, calls.moved = calls.moved + call.first_written, None
+            op_calls.append(OpCall(f"aten.{name}", place or "", work.macs if entry.macs else 0, work.other_flops,
+                                   moved))
             calls.macs += work.attention_macs
             if entry.macs:
                 last[0] = work.macs
@@ -429,6 +517,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         other_by_operator=dict(other),
         attention_macs=calls.macs,
         details=details,
+        calls=op_calls,
     )
 
 

@@ -2,8 +2,16 @@
 
 Each entry (:func:`op`) reads one call's arguments by the names in the op's schema (tensors as
 their shapes) and returns its :class:`Work`: ``macs``, the MACs of attention's score and value
-products (``attention_macs``) and ``other_flops``. A new column is one more field of
-:class:`Work` and one more line in the entries that have it. The shape arithmetic itself is in
+products (``attention_macs``), ``other_flops`` and, where the kernel's traffic is not the convention,
+``bytes_moved``. A new column is one more field of :class:`Work` and one more line in the entries
+that have it.
+
+Bytes moved (:func:`moved_bytes`), the convention: every op reads each tensor it takes and writes each
+tensor it returns once, at its dtype's size (a broadcast tensor's repeated elements once); views and
+allocations move nothing (:data:`NO_TRAFFIC_OPS` and any op whose schema says its outputs alias its
+inputs without writing them); lookups read only the rows they gather (:data:`GATHER_OPS`); overwrites
+do not read what they overwrite (:data:`OVERWRITE_OPS`). A fused op counts what its kernel moves: the
+fused scaled-dot-product kernels read Q, K, V (and a mask) and write the output, never the scores. The shape arithmetic itself is in
 :mod:`archbench.measure.formulas`; :mod:`archbench.measure.flops` adapts the table to jit
 tracing (fvcore) and to the dispatcher (FlopCounterMode).
 
@@ -13,6 +21,7 @@ or uncounted, reported with its calls (:data:`NEGLIGIBLE_OPS` are those known to
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,6 +39,7 @@ class Work:
     macs: int = 0  # multiply-accumulates (FLOPs = 2 × MACs)
     attention_macs: int = 0  # of those, attention's score and value products (QKᵀ and AV)
     other_flops: int = 0  # bias, normalisation, softmax, activation, pooling, losses, elementwise
+    bytes_moved: int | None = None  # bytes the kernel reads and writes; None: the convention (:func:`moved_bytes`)
 
 
 class OpSchemaError(RuntimeError):
@@ -40,12 +50,16 @@ class Call:
     """One call of an op as an entry sees it: ``call["name"]`` is the argument of that schema name (a tensor as
     its shape tuple, a list of tensors as a list of shapes, an unset argument as its default), ``call.out``
     the shape of its first output, :meth:`largest` the most elements of any tensor it reads or writes, and
-    ``call.kept`` the query–key pairs the attention call in flight keeps (None: every pair)."""
+    ``call.kept`` the query–key pairs the attention call in flight keeps (None: every pair). Where the
+    adapter knows the tensors' dtypes (the dispatcher), :meth:`bytes_of` gives an argument's bytes,
+    :attr:`written` the bytes of the outputs and :attr:`is_view` whether the outputs only alias the inputs."""
 
     def __init__(self, op: str, names: tuple[str, ...], values: dict[str, Any], convert: Callable[[Any], Any],
-                 sizes: Callable[[], list[int]], out: tuple | None, kept: int | None = None):
+                 sizes: Callable[[], list[int]], out: tuple | None, kept: int | None = None,
+                 nbytes: Callable[[Any], int] | None = None, outputs: Any = None, is_view: bool = False):
         self.op, self.names, self._values, self._convert, self._sizes = op, names, values, convert, sizes
         self.out, self.kept = out, kept
+        self._nbytes, self._outputs, self.is_view = nbytes, outputs, is_view
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.names:
@@ -61,6 +75,37 @@ class Call:
     def largest(self) -> int:
         """Elements of the largest tensor the call reads or writes."""
         return max(self._sizes(), default=0)
+
+    def value(self, name: str) -> Any:
+        """The argument as the adapter holds it (a tensor on the dispatcher), for an entry that reads its values."""
+        self[name]  # the schema must have it
+        return self._values.get(name)
+
+    def bytes_of(self, name: str) -> int:
+        """Bytes of the tensor(s) passed as ``name`` (0 when unset)."""
+        self[name]  # the schema must have it
+        return self._nbytes(self._values.get(name))
+
+    @property
+    def read(self) -> int:
+        """Bytes of every tensor the call takes."""
+        return self._nbytes(list(self._values.values()))
+
+    @property
+    def knows_bytes(self) -> bool:
+        """Whether the adapter gave the tensors' dtypes (the dispatcher does; jit tracing does not)."""
+        return self._nbytes is not None
+
+    @property
+    def first_written(self) -> int:
+        """Bytes of the call's first output."""
+        outputs = self._outputs
+        return self._nbytes(outputs[0] if isinstance(outputs, (tuple, list)) and outputs else outputs)
+
+    @property
+    def written(self) -> int:
+        """Bytes of every tensor the call returns."""
+        return self._nbytes(self._outputs)
 
 
 @dataclass(frozen=True)
@@ -181,7 +226,19 @@ def _einsum(call: Call) -> Work:
 
 @op("_grouped_mm")
 def _grouped_mm(call: Call) -> Work:
-    return Work(macs=formulas.grouped_mm_macs(call["self"], call["mat2"]))
+    return Work(macs=formulas.grouped_mm_macs(call["self"], call["mat2"]), bytes_moved=_grouped_mm_bytes(call))
+
+
+def _grouped_mm_bytes(call: Call) -> int | None:
+    """The MoE forward (tokens (S, K) against experts (E, K, N), rows grouped by ``offs``) reads only the experts
+    that have rows: the routed ones, each once. Other forms, and unreadable offsets (meta): the convention."""
+    offs = call.value("offs") if call.knows_bytes else None
+    if offs is None or len(call["self"]) != 2 or len(call["mat2"]) != 3 or offs.device.type == "meta":
+        return None
+    ends = [int(end) for end in offs.tolist()]
+    used = sum(1 for start, end in zip([0, *ends], ends) if end > start)
+    experts = call["mat2"][0]
+    return call.read - call.bytes_of("mat2") + call.bytes_of("mat2") * used // experts + call.written
 
 
 # ---------------------------------------------------------------- attention
@@ -215,7 +272,17 @@ SDPA_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_prod
 def _sdpa(call: Call) -> Work:
     q, k, v = call["query"], call["key"], call["value"]
     macs = formulas.attention_macs(q, k, v, call.kept)
-    return Work(macs=macs, attention_macs=macs, other_flops=fused_elementwise_flops(call.op, q, k))
+    return Work(macs=macs, attention_macs=macs, other_flops=fused_elementwise_flops(call.op, q, k),
+                bytes_moved=_fused_attention_bytes(call))
+
+
+def _fused_attention_bytes(call: Call) -> int | None:
+    """A fused kernel reads Q, K, V and its mask and writes the output: the scores never reach memory (the
+    log-sum-exp it also keeps for a backward is one float per query row, left out)."""
+    if not call.knows_bytes:
+        return None
+    mask = call.bytes_of("attn_mask") if "attn_mask" in call.names else 0
+    return sum(call.bytes_of(n) for n in ("query", "key", "value")) + mask + call.first_written
 
 
 @op(*(f"{kernel}_backward" for kernel in SDPA_KERNELS), other=FUSED_ELEMENTWISE, attention="backward")
@@ -407,6 +474,51 @@ NEGLIGIBLE_OPS = frozenset(
 reductions). Reported like every uncounted op; ``--strict`` tolerates them."""
 
 
+# ---------------------------------------------------------------- bytes moved
+
+NO_TRAFFIC_OPS = frozenset(
+    (
+        "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "resize_", "set_", "transpose_",
+        "t_", "squeeze_", "unsqueeze_", "as_strided_", "detach_", "size", "numel", "dim", "Int", "ScalarImplicit",
+        "_has_compatible_shallow_copy_type", "_assert_async", "lift_fresh", "_unsafe_view",
+    )
+)
+"""Ops that move no data besides the views the schema names: allocation, metadata, and views whose schema does not
+say so (``_unsafe_view``)."""
+
+OVERWRITE_OPS = {
+    "copy_": "src", "fill_": None, "zero_": None, "normal_": None, "uniform_": None, "bernoulli_": None,
+    "random_": None, "exponential_": None,
+}
+"""In-place ops that overwrite their tensor without reading it -> the argument they read (None: nothing)."""
+
+GATHER_OPS = {"embedding": "indices", "index_select": "index", "gather": "index", "index": "indices"}
+"""Lookups: read their index and as many source elements as they write (not the whole table) -> the index."""
+
+SCATTER_OPS = {"index_copy_": ("index", "source"), "index_copy": ("index", "source"),
+               "index_put_": ("indices", "values"), "index_put": ("indices", "values")}
+"""Writes of a few rows into a larger tensor (a static KV cache): read the index and the values, write as many."""
+
+
+def moved_bytes(name: str, call: Call, work: Work | None = None) -> int:
+    """Bytes one call reads and writes, by the convention of the module docstring (its entry's
+    ``bytes_moved`` where the kernel's traffic differs)."""
+    if work is not None and work.bytes_moved is not None:
+        return work.bytes_moved
+    if name in NO_TRAFFIC_OPS or call.is_view:
+        return 0
+    if name in OVERWRITE_OPS:
+        source = OVERWRITE_OPS[name]
+        return (call.bytes_of(source) if source else 0) + call.written
+    if name in GATHER_OPS:
+        index = call.bytes_of(GATHER_OPS[name]) if GATHER_OPS[name] in call.names else 0
+        return index + 2 * call.written
+    if name in SCATTER_OPS:
+        index, values = (call.bytes_of(n) for n in SCATTER_OPS[name])
+        return index + 2 * values
+    return call.read + call.written
+
+
 def base_name(op_name: str) -> str:
     """``aten::add`` / ``aten.add`` / ``aten.add.Tensor`` -> ``add``."""
     name = op_name.split("::", 1)[-1]
@@ -425,6 +537,30 @@ def _names(overload) -> tuple[str, ...]:
     if names is None:
         names = _SCHEMA_NAMES[overload] = tuple(a.name for a in overload._schema.arguments)
     return names
+
+
+@functools.lru_cache(maxsize=None)
+def is_view(overload) -> bool:
+    """Whether every output of the op (an OpOverload) aliases an input without writing it (view, expand...)."""
+    returns = overload._schema.returns
+    return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+
+
+def tensor_bytes(value) -> int:
+    """Bytes of the tensors in ``value`` (nested lists and tuples), each element counted once: a broadcast
+    (stride 0) dimension's repeats are not read again."""
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    total = 0
+    for t in tree_flatten(value)[0]:
+        if isinstance(t, torch.Tensor):
+            try:
+                unique = math.prod(n for n, stride in zip(t.shape, t.stride()) if stride != 0)
+            except RuntimeError:  # layouts without strides (sparse, nested): every element
+                unique = t.numel()
+            total += unique * t.element_size()
+    return total
 
 
 def dispatch_call(func, args: tuple, kwargs: dict, out, kept: int | None = None) -> Call:
@@ -448,7 +584,7 @@ def dispatch_call(func, args: tuple, kwargs: dict, out, kept: int | None = None)
     first = out if isinstance(out, torch.Tensor) else next(
         (t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)), None)
     return Call(base_name(str(func._overloadpacket)), names, values, convert, sizes,
-                tuple(first.shape) if first is not None else None, kept)
+                tuple(first.shape) if first is not None else None, kept, tensor_bytes, out, is_view(func))
 
 
 def traced_call(op_name: str, inputs: list, outputs: list) -> Call:

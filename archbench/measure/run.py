@@ -47,6 +47,8 @@ class Settings:
     attention_count: str = "full"  # flops: full L×S scores, or only the pairs a causal/window mask keeps
     by: str | None = None  # flops: also per "module" or per "operator"
     depth: int | None = None  # params and flops --by module: module rows down to this depth
+    hardware: str = "all"  # roofline: a machine of archbench.measure.hardware, a comma-separated list, or all
+    machines_file: str | None = None  # roofline: a YAML file of more machines
 
 
 def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings: Settings = Settings(),
@@ -253,6 +255,23 @@ def _memory(builds: Builds, settings: Settings, earlier: list[Record]) -> list[R
     return measure_memory(builds.recipe, device=settings.device, timeout_s=settings.timeout_s, meta=builds.on("meta"))
 
 
+def _roofline(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+    """Predicted time on each machine of ``settings.hardware`` from every op's FLOPs and bytes (the dispatch
+    engine's count); a latency measured earlier in the same measurement gives measured ÷ predicted on this-cpu."""
+    from archbench.measure.flops import count_flops
+    from archbench.measure.hardware import machines
+    from archbench.measure.roofline import roofline_records
+
+    chosen = machines(settings.hardware, settings.machines_file, settings.threads, settings.dtype)
+    subject = _counting_subject(builds, settings)
+    count = count_flops(subject, engine="dispatch", attention_count=settings.attention_count)
+    measured = next((r.value for r in earlier if r.metric == "latency_s" and r.error is None
+                     and r.details.get("device") == "cpu" and not {"module", "operator"} & set(r.point)), None)
+    return roofline_records(subject.label, dict(subject.point), count, chosen, settings.dtype, batch=subject.batch,
+                            decode=subject.phase == "decode", by=settings.by, depth=settings.depth,
+                            measured_s=measured)
+
+
 @dataclass(frozen=True)
 class Group:
     """One metric group: its name, the metric its failure is filed under, its measurer, the :class:`Settings`
@@ -275,6 +294,8 @@ GROUPS: dict[str, Group] = {g.name: g for g in (
                                              "engine", "counting_device", "attention_count"),  # + MACs for FLOP/s
           sweeps=True, on_device=True),
     Group("memory", "peak_memory_bytes", _memory, ("device", "timeout_s"), sweeps=True, on_device=True),
+    Group("roofline", "predicted_latency_s", _roofline, ("dtype", "threads", "attention_count", "by", "depth",
+                                                         "hardware", "machines_file"), sweeps=True),
 )}
 """Metric group name -> :class:`Group`: the one table every caller reads (and the one seam a test stubs)."""
 

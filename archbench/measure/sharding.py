@@ -26,13 +26,21 @@ from archbench.results.record import Record
 
 SHARDS = ("none", "zero1", "zero2", "zero3", "fsdp")
 
-MACHINES = {
-    "h100": {"memory_bytes": 80 * 2**30, "peak_flops_s": 989e12, "what": "NVIDIA H100 SXM 80 GB (dense bf16)"},
-    "a100": {"memory_bytes": 80 * 2**30, "peak_flops_s": 312e12, "what": "NVIDIA A100 SXM 80 GB (dense bf16)"},
-    "a100-40gb": {"memory_bytes": 40 * 2**30, "peak_flops_s": 312e12, "what": "NVIDIA A100 40 GB (dense bf16)"},
-}
-"""A minimal machine lookup for --hardware: memory and dense bf16 peak from NVIDIA's data sheets.
-TO BE REPLACED by the machine table of the roofline issue (`archbench hardware`) once it lands."""
+MEMORY_GB = {"h100-sxm": 80, "h100-pcie": 80, "h200": 141, "a100-40gb": 40, "a100-80gb": 80, "l4": 24, "l40s": 48,
+             "rtx-4090": 24, "mi300x": 192, "tpu-v5e": 16}
+"""Memory per device, in GB (10^9 bytes) as each datasheet prints it, for the machines of
+:mod:`archbench.measure.hardware` (whose table has peaks and bandwidths, not capacities: this column belongs
+there). ``h100`` is taken as the H100 SXM."""
+ALIASES = {"h100": "h100-sxm", "a100": "a100-80gb"}
+
+
+def machine_memory(name: str) -> tuple[str, int]:
+    """The machine's name in the table and its memory in bytes; UserError for a machine without a listed capacity."""
+    name = ALIASES.get(name.lower(), name.lower())
+    if name not in MEMORY_GB:
+        raise UserError(f"unknown --hardware {name!r} for a fit check; expected one of "
+                        f"{', '.join([*ALIASES, *MEMORY_GB])}")
+    return name, MEMORY_GB[name] * 10**9
 
 
 @dataclass(frozen=True)
@@ -51,9 +59,7 @@ class ShardPlan:
             raise UserError(f"unknown --shard {shard!r}; expected one of {', '.join(SHARDS)}")
         if not isinstance(devices, int) or devices < 1:
             raise UserError(f"--devices must be a positive integer, got {devices}")
-        if hardware is not None and hardware.lower() not in MACHINES:
-            raise UserError(f"unknown --hardware {hardware!r}; expected one of {', '.join(MACHINES)}")
-        return cls(shard, devices, hardware.lower() if hardware else None)
+        return cls(shard, devices, machine_memory(hardware)[0] if hardware else None)
 
 
 def divided(weights: int, gradients: int, states: int, shard: str, devices: int) -> int:
@@ -112,10 +118,11 @@ def shard_records(meta, plan: ShardPlan) -> list[Record]:
     records = [Record.of(meta.label, "per_device_bytes", value, point, details=details)]
     if plan.hardware is None:
         return records
-    machine = MACHINES[plan.hardware]
-    memory = machine["memory_bytes"]
+    from archbench.measure.hardware import MACHINES
+
+    _, memory = machine_memory(plan.hardware)
     details.update(hardware=plan.hardware, memory_bytes=memory, fits=value <= memory,
-                   machine=machine["what"] + " (minimal lookup, to be replaced by the machine table)")
+                   machine=MACHINES[plan.hardware].source if plan.hardware in MACHINES else plan.hardware)
     records.append(_max_batch(meta, plan, figures, gathered, memory, point))
     return records
 
