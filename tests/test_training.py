@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 from torch import nn
 
 from archbench.errors import UserError
@@ -196,3 +195,11 @@ def test_checkpointing_adds_the_recomputed_forward(tmp_path):
     checkpointed = {r.metric: r for r in flop_records(_subject(tmp_path, body, "16", checkpointing=True))}["macs"]
     assert checkpointed.details["recomputed_macs"] == 3 * 4 * 16 * 16
     assert checkpointed.value == plain + 3 * 4 * 16 * 16
+
+
+def test_a_step_that_cannot_fit_is_refused_before_timing(cli):
+    # GPT-2 XL (1.56B parameters) with AdamW in fp32 holds 16 bytes per parameter, about 25 GB, before activations:
+    # at batch 64 and T = 1024 they are hundreds of GB more (each layer's 1600-wide tensors for 65,536 tokens).
+    result = cli("latency", "gpt2-xl", "--seq", "1024", "--batch", "64", "--phase", "train")
+    assert result.exit_code == 2, result.output
+    assert "refused before allocating" in result.output

@@ -127,6 +127,10 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
     meta = recipe.build("meta")
     if on_device:
         check_inputs_fit(meta, settings.device)
+    if recipe.phase == "train" and "latency" in groups:  # timed steps run in this process: refuse what cannot fit
+        from archbench.measure.training import check_step_fits
+
+        check_step_fits(meta, settings.device)
     return meta
 
 

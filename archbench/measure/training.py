@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from archbench.errors import UserError
@@ -111,7 +111,6 @@ class Activations:
     largest_block_bytes: int  # the most one block saves beyond what was saved before it (its inputs): its recompute
     largest_tensor_bytes: int  # the largest tensor the forward saves (the transient of backward)
     blocks: int = 0
-    by_block: dict[str, int] = field(default_factory=dict)
 
 
 def fused_attention():
@@ -213,7 +212,6 @@ def saved_activations(subject: Subject, fused: bool = False) -> Activations:
         largest_block_bytes=max(by_block.values(), default=0),
         largest_tensor_bytes=max((n for n, _ in saved.values()), default=0),
         blocks=len(getattr(module, "checkpointed", [])),
-        by_block=by_block,
     )
 
 
@@ -244,6 +242,19 @@ def breakdown(meta: Subject, recipe: Recipe | None = None, fused: bool = False) 
         "optimizer": recipe.optimizer, "precision": recipe.precision, "checkpointing": checkpointing,
         "attention": "fused (flash: no T×T scores saved)" if fused else "as dispatched (the math backend on meta)",
     }
+
+
+def check_step_fits(meta: Subject, device: str) -> None:
+    """UserError when a step's predicted peak cannot fit in ``device``'s free memory (refused before allocating)."""
+    from archbench.models.footprint import available_memory_bytes
+
+    available = available_memory_bytes(device)
+    if available is None:
+        return
+    peak = breakdown(meta, fused=device.startswith("cuda"))["predicted_peak"]
+    if peak > available:
+        raise UserError(f"{meta.label}: one training step is predicted to need {peak:,} bytes but only {available:,} "
+                        f"are available on {device}; refused before allocating (see `archbench memory --phase train`)")
 
 
 BREAKDOWN_METRICS = {"weights_bytes": "weights", "gradients_bytes": "gradients",
