@@ -511,17 +511,24 @@ def step_latency_records(subject: Subject, counting: Subject, settings, peak_flo
     if subject.seq:
         records.append(Record.of(subject.label, "throughput_tokens_s", subject.batch * subject.seq / seconds, point))
     if peak_flops and macs is not None:
-        records.append(Record.of(subject.label, "hfu", 2 * macs / seconds / peak_flops, point,
+        records.append(Record.of(subject.label, "hfu", 2 * macs / seconds / peak_flops, point, warnings=_above(
+                                 2 * macs / seconds / peak_flops),
                               details={"hardware_flops": 2 * macs, "peak_flops_s": peak_flops,
                                        "what": "the counted step's 2 x MACs (recomputation included) / latency_s / "
                                                "the peak; the optimizer's element-wise work is left out"}))
     if peak_flops and palm.get("value"):
         records.append(Record.of(subject.label, "mfu", palm["value"] / seconds / peak_flops, point,
+                                 warnings=_above(palm["value"] / seconds / peak_flops),
                               details={**{k: v for k, v in palm.items() if k != "value"}, "model_flops": palm["value"],
                                        "peak_flops_s": peak_flops}))
     elif peak_flops:
         latency.warnings.append(f"no mfu: {palm.get('why')}")
     return records
+
+
+def _above(fraction: float) -> list[str]:
+    """The warning of a utilisation above 1: the peak it is measured against was not the machine's."""
+    return [f"{fraction:.2f}x the peak: the matmul peak was measured under other load"] if fraction > 1 else []
 
 
 def activations_pass_batch(recipe: Recipe, limit: int = 4096, fused: bool = False) -> tuple[int | None, dict[str, Any]]:
