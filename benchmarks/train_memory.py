@@ -15,7 +15,7 @@ import sys
 
 CASES = {
     "mlp": dict(spec="mlp:hidden=2048x2048x2048", batch=256),
-    "small cnn": dict(spec="resnet18", batch=8, input_shape=(3, 112, 112)),
+    "small cnn": dict(spec="resnet18", batch=16),
     "gpt2 2 layers": dict(spec="gpt2:n_layer=2", batch=2, seq=512, head=True),
 }
 

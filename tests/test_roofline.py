@@ -78,7 +78,8 @@ def gpt2_weight_bytes(layers: int, d: int) -> int:
 def test_gpt2_decode_step_reads_the_weights_and_the_kv_cache():
     """A decode step reads every weight once and the K and V cache of T + 1 tokens (the fused kernel); transformers'
     cache grows by concatenation, which also reads T and writes T + 1 tokens of K and of V: per extra cached token
-    each layer moves 3 × 2 × d floats more. The activations of one token are the rest: under 2% at d = 768 (GPT-2's tanh GELU alone is 8 elementwise ops)."""
+    each layer moves 3 × 2 × d floats more. The activations of one token are the rest: under 2% at d = 768
+    (GPT-2's tanh GELU alone is 8 elementwise ops)."""
     layers, d = 1, 768
     counts = {t: count_flops(Recipe("gpt2:n_layer=1", seq=t, phase="decode").build("meta")).bytes_moved
               for t in (64, 96)}
@@ -152,3 +153,36 @@ def test_roofline_command(cli, tmp_path):
     assert any("module" in r["point"] for r in records) and plot.stat().st_size > 0
     bad = cli("roofline", "gpt2:n_layer=1", "--hardware", "nope")
     assert bad.exit_code == 2 and "unknown hardware nope" in bad.output
+
+
+def test_claim_kind_roofline_judges_a_decode_step_on_every_machine():
+    from archbench.claims.measures import Context, measure
+
+    figures = measure({"kind": "roofline", "model": {"model": "gpt2:n_layer=1", "dtype": "bfloat16"},
+                       "phase": "decode", "seq": 64}, Context()).figures
+    assert figures["seq"] == [64] and figures["intensity"] < min(figures["ridges"])
+    assert all(figures[f"memory_bound.{name}"] for name in MACHINES)
+    assert figures["ridge.h100-sxm"] == 989.5e12 / 3.35e12
+
+
+def test_linear_training_step():
+    """Forward as above; the loss (archbench's: the output's sum) reads B·out and writes one element, its gradient
+    (ones_like) writes one, broadcast to B×out without a copy; the weight gradient reads that one element and the
+    input and writes in·out; the bias gradient reads it and writes out (no input gradient: x needs none)."""
+    b, n_in, n_out = 3, 5, 7
+    forward = b * n_in + b * n_out + n_in * n_out + n_out
+    backward = (b * n_out + 1) + 1 + (1 + b * n_in + n_in * n_out) + (1 + n_out)
+    assert moved(nn.Linear(n_in, n_out), torch.randn(b, n_in), backward=True) == F32 * (forward + backward)
+
+
+def test_hardware_command_lists_dense_figures_and_this_cpu(cli, tmp_path):
+    import json
+
+    path = tmp_path / "machines.yaml"
+    path.write_text("machines:\n  mine: {bandwidth_gbs: 100, peak_tflops: {float32: 2}, source: my sheet}\n")
+    result = cli("hardware", "--machines", str(path), "--threads", "1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {row["machine"]: row for row in json.loads(result.stdout)["machines"]}
+    assert rows["h100-sxm"]["bfloat16_tflops"] == 989.5 and rows["h100-sxm"]["bandwidth_gbs"] == 3350
+    assert rows["mine"]["float32_tflops"] == 2 and rows["mine"]["source"] == "my sheet"
+    assert rows["this-cpu"]["float32_tflops"] > 0 and rows["this-cpu"]["bandwidth_gbs"] > 0

@@ -77,8 +77,7 @@ def test_the_group_table_names_each_setting_some_group_reads():
     read = {name for group in GROUPS.values() for name in group.reads}
     assert read == {f.name for f in fields(Settings)}
     assert group_names() == ("params", "flops", "latency", "memory", "roofline")
-    # params do not depend on the swept axis
-    assert group_names(sweeps=True) == ("flops", "latency", "memory", "roofline")
+    assert group_names(sweeps=True) == ("flops", "latency", "memory", "roofline")  # params do not depend on the axis
     assert {name: g.primary for name, g in GROUPS.items()} == {
         "params": "params", "flops": "macs", "latency": "latency_s", "memory": "peak_memory_bytes",
         "roofline": "predicted_latency_s"}

@@ -229,7 +229,8 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):
                 records.append(Record.of(built.label, "macs", macs, {**point, "module": name}))
-                records.append(Record.of(built.label, "bytes_moved", moved[name].bytes_moved, {**point, "module": name}))
+                records.append(Record.of(built.label, "bytes_moved", moved[name].bytes_moved,
+                                         {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
             records.append(Record.of(built.label, "macs", macs, {**point, "operator": op}))
@@ -245,6 +246,12 @@ META_EXPERT_BYTES = ("meta device: each token's top-k experts' weights are read 
                      "a grouped kernel with real routing reads each routed expert once")
 
 
+def module_names(calls: list[OpCall]) -> list[str]:
+    """The modules the calls ran in and all their parents ("" the whole model), sorted."""
+    return sorted({"", *(".".join(c.module.split(".")[:i]) for c in calls if c.module
+                         for i in range(1, c.module.count(".") + 2))})
+
+
 def group_calls(calls: list[OpCall], by: str, names: list[str] | None = None) -> dict[str, OpCall]:
     """The calls' work summed per ``by="operator"``, or per ``by="module"``: each module of ``names`` (default:
     the modules the calls ran in and their parents; "" the whole model) with the calls of its submodules."""
@@ -256,9 +263,6 @@ def group_calls(calls: list[OpCall], by: str, names: list[str] | None = None) ->
             total[1] += c.other_flops
             total[2] += c.bytes_moved
         return {op: OpCall(op, "", *t) for op, t in totals.items()}
-    if names is None:
-        names = sorted({"", *(".".join(c.module.split(".")[:i]) for c in calls
-                              for i in range(1, c.module.count(".") + 2) if c.module)})
     own: dict[str, list[int]] = {}
     for c in calls:
         total = own.setdefault(c.module, [0, 0, 0])
@@ -266,7 +270,7 @@ def group_calls(calls: list[OpCall], by: str, names: list[str] | None = None) ->
         total[1] += c.other_flops
         total[2] += c.bytes_moved
     grouped = {}
-    for name in names:
+    for name in module_names(calls) if names is None else names:
         inside = [t for module, t in own.items() if not name or module == name or module.startswith(name + ".")]
         grouped[name] = OpCall("", name, *(sum(t[i] for t in inside) for i in range(3)))
     return grouped

@@ -143,5 +143,6 @@ def machines(names: str = "all", extra: str | Path | None = None, threads: int |
     known = [*table, THIS_CPU]
     unknown = [n for n in wanted if n not in known]
     if unknown or not wanted:
-        raise UserError(f"unknown hardware {', '.join(unknown) or repr(names)}; expected all or one of {', '.join(known)}")
+        raise UserError(f"unknown hardware {', '.join(unknown) or repr(names)}; "
+                        f"expected all or one of {', '.join(known)}")
     return [this_cpu(threads, dtype) if n == THIS_CPU else table[n] for n in wanted]

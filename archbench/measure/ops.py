@@ -11,7 +11,10 @@ tensor it returns once, at its dtype's size (a broadcast tensor's repeated eleme
 allocations move nothing (:data:`NO_TRAFFIC_OPS` and any op whose schema says its outputs alias its
 inputs without writing them); lookups read only the rows they gather (:data:`GATHER_OPS`); overwrites
 do not read what they overwrite (:data:`OVERWRITE_OPS`). A fused op counts what its kernel moves: the
-fused scaled-dot-product kernels read Q, K, V (and a mask) and write the output, never the scores. The shape arithmetic itself is in
+fused scaled-dot-product kernels read Q, K, V (and a mask) and write the output, never the scores; a
+grouped MoE product reads only the experts that got rows; a write of a few rows into a larger tensor (a
+static KV cache) moves those rows (:data:`SCATTER_OPS`). Bytes need the tensors' dtypes, which only the
+dispatcher sees. The shape arithmetic itself is in
 :mod:`archbench.measure.formulas`; :mod:`archbench.measure.flops` adapts the table to jit
 tracing (fvcore) and to the dispatcher (FlopCounterMode).
 
@@ -488,9 +491,11 @@ say so (``_unsafe_view``)."""
 
 OVERWRITE_OPS = {
     "copy_": "src", "fill_": None, "zero_": None, "normal_": None, "uniform_": None, "bernoulli_": None,
-    "random_": None, "exponential_": None,
+    "random_": None, "exponential_": None, **dict.fromkeys(
+        ("zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "new_zeros", "new_ones", "new_full"), None),
 }
-"""In-place ops that overwrite their tensor without reading it -> the argument they read (None: nothing)."""
+"""Ops that write a tensor without reading the one they take (in place, or only for its shape and dtype) -> the
+argument they do read (None: nothing)."""
 
 GATHER_OPS = {"embedding": "indices", "index_select": "index", "gather": "index", "index": "indices"}
 """Lookups: read their index and as many source elements as they write (not the whole table) -> the index."""

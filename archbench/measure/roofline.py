@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from archbench.measure.flops import FlopCount, OpCall, group_calls
+from archbench.measure.flops import FlopCount, OpCall, module_names
 from archbench.measure.hardware import Machine
 from archbench.results.record import Record
 
@@ -63,9 +63,8 @@ def roofs(calls: list[OpCall], machine: Machine, dtype: str, by: str | None = No
         for c in calls:
             members.setdefault(c.op, []).append(c)
     else:
-        grouped = group_calls(calls, "module", names)
         members = {name: [c for c in calls if not name or c.module == name or c.module.startswith(name + ".")]
-                   for name in grouped}
+                   for name in (module_names(calls) if names is None else names)}
     return [Roof(name, sum(c.flops for c in inside), sum(c.bytes_moved for c in inside),
                  sum(call_time(c, peak, bandwidth) for c in inside),
                  sum(c.bytes_moved for c in inside) / bandwidth, machine.ridge(dtype))
@@ -125,7 +124,8 @@ def roofs_intensity(calls: list[OpCall]) -> float | None:
 def _details(roof: Roof, machine: Machine, dtype: str) -> dict[str, Any]:
     return {"flops": roof.flops, "flops_definition": FLOPS_DEFINITION, "bytes_moved": roof.bytes_moved,
             "arithmetic_intensity": roof.intensity, "bound": roof.bound, "memory_time_s": roof.memory_s,
-            "ridge_flop_per_byte": roof.ridge, "peak_flops_s": machine.peak(dtype), "bandwidth_bytes_s": machine.bandwidth,
+            "ridge_flop_per_byte": roof.ridge, "peak_flops_s": machine.peak(dtype),
+            "bandwidth_bytes_s": machine.bandwidth,
             "dtype": dtype, "source": machine.source}
 
 

@@ -139,5 +139,5 @@ def plot_roofline(records: list[Record], path: str | Path, title: str | None = N
     ax.set_ylabel("attainable FLOP/s")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title or "roofline (dot area: predicted time)")
+    ax.set_title(title or "roofline (dot area: predicted time)", fontsize=9)
     return _save(figure, path)
