@@ -8,9 +8,8 @@ model's inputs and returns the scalar loss of one training step:
 - otherwise the mean over its (first) output, a stand-in for a loss; the records say which (``loss`` in details).
 
 With ``checkpointing`` the model recomputes its blocks in backward: a Hugging Face model through its own
-switch (``activation_checkpointing_enable``, formerly ``gradient_checkpointing_enable``), any other module through
-``torch.utils.checkpoint`` around each
-of its :func:`blocks`. The optimizer and the precision belong to the step, not the module:
+switch (``activation_checkpointing_enable``, formerly ``gradient_checkpointing_enable``), any other module
+through ``torch.utils.checkpoint`` around each of its :func:`blocks`. The optimizer and the precision belong to the step, not the module:
 :mod:`archbench.measure.training`.
 """
 
