@@ -509,6 +509,8 @@ def roofline(definition: dict, context: Context) -> Measured:
     out.figures["ridges"] = [v for k, v in out.figures.items() if k.startswith("ridge.")]
     if timed:
         out.figures.update(series)
+    return out
+
 
 @kind("train_memory")
 def train_memory(definition: dict, context: Context) -> Measured:
