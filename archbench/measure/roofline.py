@@ -77,7 +77,8 @@ def roofline_records(label: str, point: dict[str, Any], count: FlopCount, machin
     """Records of the model on each machine: ``predicted_latency_s`` (details: FLOPs, bytes, intensity, bound,
     the machine's figures), ``predicted_tokens_s`` (decode: batch tokens a step) or ``predicted_items_s``, and,
     with ``measured_s`` (the measured latency, on this-cpu), ``roofline_ratio`` = measured ÷ predicted; then with
-    ``by`` one ``predicted_latency_s`` row per module or operator and machine."""
+    ``by`` one ``arithmetic_intensity`` (details: bound) and ``predicted_latency_s`` row per module or operator
+    and machine."""
     from archbench.measure.params import module_depth
 
     records = [Record.of(label, "arithmetic_intensity", roofs_intensity(count.calls), point,
@@ -109,8 +110,10 @@ def roofline_records(label: str, point: dict[str, Any], count: FlopCount, machin
             else:
                 parts.sort(key=lambda r: -r.time_s)
             for part in parts:
-                records.append(Record.of(label, "predicted_latency_s", part.time_s,
-                                         {**point, "hardware": machine.name, by: part.name},
+                where = {**point, "hardware": machine.name, by: part.name}
+                records.append(Record.of(label, "arithmetic_intensity", part.intensity, where,
+                                         details={"bound": part.bound, "ridge_flop_per_byte": part.ridge}))
+                records.append(Record.of(label, "predicted_latency_s", part.time_s, where,
                                          details=_details(part, machine, dtype)))
     return records
 
