@@ -265,7 +265,16 @@ BREAKDOWN_METRICS = {"weights_bytes": "weights", "gradients_bytes": "gradients",
 def memory_records(meta: Subject, peak: Record, device: str = "cpu") -> list[Record]:
     """The breakdown's records next to the measured ``peak`` (``peak_memory_bytes``), whose details gain the
     measured ÷ predicted ratio. On CUDA attention is predicted fused (flash), on the CPU as the math backend."""
-    figures = breakdown(meta, fused=device.startswith("cuda"))
+    try:
+        figures = breakdown(meta, fused=device.startswith("cuda"))
+    except UserError:
+        raise
+    except Exception as exc:  # a forward the meta device cannot run: the measured peak stands alone, and says why
+        from archbench.errors import describe_error
+
+        peak.warnings.append(f"no predicted breakdown: the forward cannot run on the meta device "
+                             f"({describe_error(exc)})")
+        return []
     point = dict(meta.point)
     peak.details["loss"] = _loss_of(meta)
     peak.details["method"] = (peak.details.get("method", "") + ": the second optimizer step's peak over the memory "
