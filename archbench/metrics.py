@@ -38,8 +38,8 @@ class Metric:
         return self.kind in ("count", "analytic")
 
 
-UNITS = ("count", "MAC", "FLOP", "s", "items/s", "tokens/s", "FLOP/s", "FLOP/byte", "fraction", "bytes", "x", "log10",
-         "tokens", "items", "pixels", "steps", "norm", "layers", "")
+UNITS = ("count", "MAC", "FLOP", "s", "items/s", "tokens/s", "steps/s", "FLOP/s", "FLOP/byte", "fraction", "bytes",
+         "x", "log10", "tokens", "items", "pixels", "steps", "norm", "layers", "")
 """Every unit archbench writes. ``""`` is a pure number (an exponent, a flag, a shape)."""
 
 _TABLE = (
@@ -74,6 +74,19 @@ _TABLE = (
     Metric("weights_bytes", "bytes", "analytic", "lower", "(parameters + buffers) x element size"),
     Metric("score_matrix_bytes", "bytes", "analytic", "lower", "one layer's attention scores: batch x heads x T^2"),
     Metric("kv_cache_bytes", "bytes", "analytic", "lower", "2 x layers x kv_heads x head_dim x T x element size x batch"),
+    Metric("gradients_bytes", "bytes", "analytic", "lower", "one gradient per trainable parameter (training step)"),
+    Metric("optimizer_state_bytes", "bytes", "analytic", "lower",
+           "the optimizer's fp32 states, plus the fp32 master copy under a mixed recipe"),
+    Metric("activation_bytes", "bytes", "analytic", "lower", "tensors autograd saves for backward, once per storage"),
+    Metric("predicted_peak_bytes", "bytes", "analytic", "lower",
+           "weights + gradients + optimizer states + activations + inputs + backward's transient"),
+    Metric("per_device_bytes", "bytes", "analytic", "lower", "what one device holds when the step is sharded"),
+    Metric("max_batch", "items", "analytic", "higher", "largest batch whose step fits the machine's memory"),
+    Metric("steps_s", "steps/s", "timing", "higher", "optimizer steps per second: 1 / latency_s"),
+    Metric("throughput_tokens_s", "tokens/s", "timing", "higher", "batch x seq / latency_s"),
+    Metric("mfu", "fraction", "timing", "higher", "model FLOPs utilisation: model FLOPs (PaLM) per second / peak"),
+    Metric("hfu", "fraction", "timing", "higher",
+           "hardware FLOPs utilisation: the counted FLOPs (recomputation included) per second / peak"),
     # the claims' own figures
     Metric("grad_norm", "norm", "analytic", None, "norm of the gradient reaching each step or layer (claims)"),
     Metric("steps", "steps", "analytic", None, "recurrent steps back-propagated through (claims)"),

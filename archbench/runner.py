@@ -84,7 +84,8 @@ def case_recipe(case: Case):
     from archbench.models.subject import Recipe
 
     s = case.settings
-    return Recipe(case.model, s.batch, case.seq, case.input, s.dtype, phase=s.phase, head=s.head)
+    return Recipe(case.model, s.batch, case.seq, case.input, s.dtype, phase=s.phase, head=s.head,
+                  optimizer=s.optimizer, precision=s.precision, checkpointing=s.checkpointing)
 
 
 def case_settings(case: Case):

@@ -47,6 +47,9 @@ class CaseSettings:
     attention_count: str = "full"  # full, or causal: only the query-key pairs a mask keeps
     head: bool = False  # Hugging Face models: with their task head
     hardware: str = "all"  # roofline: a machine of `archbench hardware`, a comma-separated list, or all
+    optimizer: str = "adamw"  # phase train: the step's optimizer, precision and activation checkpointing
+    precision: str = "fp32"
+    checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -252,10 +255,15 @@ class _Reader:
                 from archbench.measure.flops import ATTENTION_COUNTS
 
                 values[name] = self.choice(value_node, where, ATTENTION_COUNTS)
-            elif name == "head":
+            elif name in ("head", "checkpointing"):
                 values[name] = self.choice(value_node, where, (True, False))
             elif name == "hardware":
                 values[name] = self._bounded(value_node, where, _hardware)
+            elif name in ("optimizer", "precision"):
+                from archbench.measure import training
+
+                values[name] = self.choice(value_node, where, training.OPTIMIZERS if name == "optimizer"
+                                           else training.PRECISIONS)
             else:
                 values[name] = self.device(value_node, where)
         return replace(base, **values)
@@ -342,8 +350,9 @@ class _Reader:
         elif input_spec is not None:
             shape = shape or input_spec.shape
         # a model of the user's own code: its factory makes its inputs unless seq/input say
-        point = Recipe(model, settings.batch, seq, shape, settings.dtype, phase=settings.phase,
-                       head=settings.head).known_point()
+        point = Recipe(model, settings.batch, seq, shape, settings.dtype, phase=settings.phase, head=settings.head,
+                       optimizer=settings.optimizer, precision=settings.precision,
+                       checkpointing=settings.checkpointing).known_point()
         if "id" in items:
             case_id = self.string(items["id"], f"{key}.id")
         else:

@@ -533,7 +533,7 @@ def test_version_names_the_libraries_without_importing_torch():
 def test_choices_are_shown_in_the_help(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     text = cli("flops", "--help").stdout
-    assert "[table|json|csv|markdown]" in text and "[auto|fvcore|dispatch]" in text and "[prefill|decode]" in text
+    assert "[table|json|csv|markdown]" in text and "[auto|fvcore|dispatch]" in text and "[prefill|decode|train]" in text
     assert "Registry model" not in text + cli("params", "--help").stdout + cli("scaling", "--help").stdout
 
 

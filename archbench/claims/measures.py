@@ -510,3 +510,36 @@ def roofline(definition: dict, context: Context) -> Measured:
     if timed:
         out.figures.update(series)
     return out
+
+
+@kind("train_memory")
+def train_memory(definition: dict, context: Context) -> Measured:
+    """What one training step holds (:func:`archbench.measure.training.breakdown`, on the meta device): weights,
+    gradients, optimizer states and activations, with and without checkpointing, each one's share of the four,
+    and the batch from which activations pass the other three. ``models`` as in ``profile`` (``batch``, ``seq``,
+    ``head``); ``optimizer`` and ``precision`` for every model; ``attention: fused`` counts attention as a fused
+    (flash) kernel saves it, as on a GPU."""
+    from archbench.measure.training import BREAKDOWN_METRICS, activations_pass_batch, breakdown
+
+    out = Measured()
+    step = {"optimizer": definition.get("optimizer", "adamw"), "precision": definition.get("precision", "fp32")}
+    fused = definition.get("attention", "fused") == "fused"
+    for alias, value in definition["models"].items():
+        options = _model_options(value)
+        for variant, checkpointing in (("", False), ("checkpointed.", True)):
+            recipe = _recipe(options).with_(phase="train", checkpointing=checkpointing, **step)
+            key = f"{alias}.{variant}"
+            try:
+                meta = recipe.build("meta")
+                figures = breakdown(meta, fused=fused)
+                passes, how = activations_pass_batch(recipe, fused=fused)
+            except UserError as exc:
+                out.fail(f"{key}activation_bytes", options["model"], str(exc))
+                continue
+            total = sum(figures[p] for p in ("weights", "gradients", "optimizer_states", "activations"))
+            for metric, part in BREAKDOWN_METRICS.items():
+                if part != "predicted_peak":
+                    out.add(f"{key}{metric}", figures[part], "bytes", meta.label, meta.point, metric=metric)
+                    out.add(f"{key}{part}_share", figures[part] / total, "fraction", meta.label, meta.point)
+            out.add(f"{key}activations_pass_batch", passes, "items", meta.label, meta.point, **how)
+    return out

@@ -30,8 +30,18 @@ DtypeOpt = Annotated[str, typer.Option(
     "--dtype", help="float32, bfloat16 or float16.", metavar="[float32|bfloat16|float16]",
     autocompletion=lambda: ["float32", "bfloat16", "float16"])]
 PhaseOpt = Annotated[str, typer.Option(
-    "--phase", help="prefill: one forward over --seq tokens; decode: one new token after a KV cache of --seq tokens.",
-    metavar="[prefill|decode]", autocompletion=lambda: ["prefill", "decode"])]
+    "--phase", help="prefill: one forward over --seq tokens; decode: one new token after a KV cache of --seq tokens; "
+                    "train: one optimizer step (forward, loss, backward, optimizer.step()).",
+    metavar="[prefill|decode|train]", autocompletion=lambda: ["prefill", "decode", "train"])]
+OptimizerOpt = Annotated[str, typer.Option(
+    "--optimizer", help="--phase train: sgd, momentum, adam, adamw or adafactor.",
+    metavar="[sgd|momentum|adam|adamw|adafactor]",
+    autocompletion=lambda: ["sgd", "momentum", "adam", "adamw", "adafactor"])]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="--phase train: fp32, bf16-mixed or fp16-mixed (autocast; fp32 master weights).",
+    metavar="[fp32|bf16-mixed|fp16-mixed]", autocompletion=lambda: ["fp32", "bf16-mixed", "fp16-mixed"])]
+CheckpointingOpt = Annotated[bool, typer.Option(
+    "--checkpointing", help="--phase train: recompute each block in backward (activation checkpointing).")]
 AttentionCountOpt = Annotated[str, typer.Option(
     "--attention-count", help="full: every query-key pair (what the math backend computes); causal: only the pairs "
                               "a causal or sliding-window mask keeps.",

@@ -8,8 +8,8 @@ import typer
 
 from archbench.cli.app import app
 from archbench.cli.common import (
-    AttentionCountOpt, BatchOpt, FormatOpt, HeadOpt, InputOpt, ModelArg, OutOpt, PhaseOpt, SeqOpt,
-    check_output_options, finish, handle_errors, parse_input, runs_model_code,
+    AttentionCountOpt, BatchOpt, CheckpointingOpt, FormatOpt, HeadOpt, InputOpt, ModelArg, OptimizerOpt, OutOpt,
+    PhaseOpt, PrecisionOpt, SeqOpt, check_output_options, finish, handle_errors, parse_input, runs_model_code,
 )
 
 
@@ -35,6 +35,9 @@ def flops_command(
     phase: PhaseOpt = "prefill",
     attention_count: AttentionCountOpt = "full",
     head: HeadOpt = False,
+    optimizer: OptimizerOpt = "adamw",
+    precision: PrecisionOpt = "fp32",
+    checkpointing: CheckpointingOpt = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 when an op without a formula is not on the list of negligible ones, or when the "
                     "count and a transformer's closed form from its config differ by more than 0.1%.")] = False,
@@ -55,7 +58,8 @@ def flops_command(
     by = check_count_options(engine, attention_count, by, depth)
     settings = Settings(device="meta" if device == "auto" else device, engine=engine, counting_device=device,
                         backward=backward, attention_count=attention_count, by=by, depth=depth)
-    recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head)
+    recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head,
+                    optimizer=optimizer, precision=precision, checkpointing=checkpointing)
     meta = preflight(recipe, ["flops"], settings)
     where = counting_device(meta, settings)
     records = measure(recipe, ["flops"], settings, failures="raise", meta=meta)  # one model: its failure is the answer

@@ -8,8 +8,9 @@ import typer
 
 from archbench.cli.app import app
 from archbench.cli.common import (
-    AttentionCountOpt, BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, OutOpt, PhaseOpt, check_output_options,
-    MODEL_HELP, check_threads, handle_errors, real_stdout, runs_model_code,
+    AttentionCountOpt, BatchOpt, CheckpointingOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, OptimizerOpt, OutOpt,
+    PhaseOpt, PrecisionOpt, MODEL_HELP, check_output_options, check_threads, handle_errors, real_stdout,
+    runs_model_code,
 )
 
 RangeHelp = "512..10000 (geometric, --points values), 512..10000:512 (step) or 512,1024,4096."
@@ -35,6 +36,9 @@ def scaling_command(
     phase: PhaseOpt = "prefill",
     attention_count: AttentionCountOpt = "full",
     head: HeadOpt = False,
+    optimizer: OptimizerOpt = "adamw",
+    precision: PrecisionOpt = "fp32",
+    checkpointing: CheckpointingOpt = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write a log-log plot (.png or .svg).")] = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
@@ -69,7 +73,8 @@ def scaling_command(
     values = parse_range(text, points)
     metrics = list(dict.fromkeys(m.strip() for m in metric.split(",") if m.strip()))
     check_groups(metrics, sweeps=True, what="--metric")
-    template = Recipe("", batch, dtype=dtype, phase=phase, head=head)
+    template = Recipe("", batch, dtype=dtype, phase=phase, head=head, optimizer=optimizer, precision=precision,
+                      checkpointing=checkpointing)
     settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, timeout_s=timeout,
                         attention_count=attention_count)
     preflight_sweep(model, values, metrics, axis, template, settings)

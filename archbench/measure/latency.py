@@ -1,4 +1,4 @@
-"""Latency of one forward pass, timed with torch.utils.benchmark, and what it achieves against the peak.
+"""Latency of one forward pass (or optimizer step), timed with torch.utils.benchmark, and what it achieves.
 
 Records (all at the model's input point):
 
@@ -57,7 +57,10 @@ def measure_latency(
             records.append(Record.of(built.label, "latency_s", None, point, error=compile_record.error))
             return records
     try:
-        measurement = _time_forward(module, args, kwargs, threads, min_time)
+        if built.phase == "train":  # whole optimizer steps (archbench.measure.training.make_step)
+            measurement = _time_step(built, threads, min_time)
+        else:
+            measurement = _time_forward(module, args, kwargs, threads, min_time)
     except Exception as exc:  # the forward itself failed (shape, out of memory...): a row, not a crash
         records.append(Record.of(built.label, "latency_s", None, point, error=describe_error(exc)))
         return records
@@ -81,7 +84,8 @@ def measure_latency(
         "dtype": built.dtype,
         "min_time_s": min_time,
         "compiled": compile,
-        "timer": "torch.utils.benchmark.Timer.blocked_autorange, torch.inference_mode",
+        "timer": "torch.utils.benchmark.Timer.blocked_autorange, "
+                 + ("one optimizer step per call" if built.phase == "train" else "torch.inference_mode"),
     }
     records.append(Record.of(built.label, "latency_s", median, point, warnings=warnings, details=details))
     records.append(Record.of(built.label, "throughput_items_s", built.batch / median, point))
@@ -123,6 +127,14 @@ def _time_forward(module, args: tuple, kwargs: dict, threads: int, min_time: flo
     )
     with torch.inference_mode():
         return timer.blocked_autorange(min_run_time=min_time)
+
+
+def _time_step(built: Subject, threads: int, min_time: float):
+    """A torch.utils.benchmark Measurement of one optimizer step of a train-phase subject per call."""
+    from archbench.measure.training import make_step
+
+    timer = benchmark_timer()("step()", globals={"step": make_step(built)}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_time)
 
 
 def _compile(built: Subject, args: tuple, kwargs: dict):

@@ -1,4 +1,4 @@
-"""Peak memory of one forward pass, measured in a fresh process per case, next to analytic sizes.
+"""Peak memory of one forward pass (or training step), measured in a fresh process per case, next to analytic sizes.
 
 Records (all at the model's input point):
 
@@ -9,6 +9,9 @@ Records (all at the model's input point):
 - ``weights_bytes``: (parameters + buffers) × element size, counted on the meta device.
 - ``score_matrix_bytes`` for attention models: batch × heads × T² × element size, one layer's
   attention scores, which naive attention materialises and fused kernels do not.
+
+With ``phase="train"`` the peak is that of a whole optimizer step over the memory before the model was
+built, next to the step's predicted breakdown (:mod:`archbench.measure.training`).
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ def measure_memory(
         result = run_worker({**recipe.to_dict(), "device": device}, timeout_s)
     point = dict(meta.point)
     records = [_peak_record(meta, result, device)]
+    if meta.phase == "train":  # a training step: the peak next to what the step holds, predicted
+        from archbench.measure.training import memory_records
+
+        return records + memory_records(meta, records[0], device)
     records.append(Record.of(meta.label, "weights_bytes", weights_bytes(meta.module), point,
                           details={"formula": "(parameters + buffers) x element size"}))
     scores = score_matrix(meta)

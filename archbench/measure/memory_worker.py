@@ -1,4 +1,5 @@
-"""Child process of :mod:`archbench.measure.memory`: build one model, run its forward, report the forward's peak.
+"""Child process of :mod:`archbench.measure.memory`: build one model, run its forward, report the forward's peak
+(a train-phase request: two optimizer steps, :func:`archbench.measure.training.measure_step_peak`).
 
 Run as ``python -m archbench.measure.memory_worker`` with a JSON request on stdin
 (``spec, batch, seq, input_shape, device, dtype``); prints one JSON line on stdout:
@@ -84,6 +85,10 @@ def measure(request: dict) -> dict:
 
     from archbench.models.subject import Recipe
 
+    if request.get("phase") == "train":
+        from archbench.measure.training import measure_step_peak
+
+        return measure_step_peak(request)
     built = Recipe.from_dict(request).build(request["device"])
     args, kwargs = built.example_inputs()
 

@@ -120,11 +120,17 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
     if settings.device == "meta" and on_device:
         raise UserError("latency and memory need a real device (cpu or cuda); the meta device computes nothing")
     from archbench.measure.flops import check_count_options
+    from archbench.measure.training import check_training
 
     check_count_options(settings.engine, settings.attention_count, settings.by, settings.depth)
+    check_training(recipe)
     meta = recipe.build("meta")
     if on_device:
         check_inputs_fit(meta, settings.device)
+    if recipe.phase == "train" and "latency" in groups:  # timed steps run in this process: refuse what cannot fit
+        from archbench.measure.training import check_step_fits
+
+        check_step_fits(meta, settings.device)
     return meta
 
 
@@ -168,6 +174,11 @@ def _params(builds: Builds, settings: Settings, earlier: list[Record]) -> list[R
 def _flops(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.flops import flop_records
 
+    if builds.recipe.phase == "train":  # one optimizer step: forward, loss, backward, recompute, optimizer
+        from archbench.measure import training
+
+        return training.flop_records(_counting_subject(builds, settings), by=settings.by, depth=settings.depth,
+                                     engine=settings.engine, attention_count=settings.attention_count)
     if settings.backward and not builds.recipe.train:
         builds = Builds(builds.recipe.with_(train=True))
     subject = _counting_subject(builds, settings)
@@ -212,6 +223,11 @@ def count_macs(builds: Builds, settings: Settings) -> tuple[int | None, list[str
 def _latency(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
+    if builds.recipe.phase == "train":  # whole optimizer steps, through the same latency path
+        from archbench.measure.training import step_latency_records
+
+        return step_latency_records(builds.on(settings.device), _counting_subject(builds, settings), settings,
+                                    *(_peak(settings) if settings.peak else (None, [])))
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None
                  and not {"module", "operator"} & set(r.point)), None)
     mac_warnings: list[str] = []

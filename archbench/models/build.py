@@ -57,17 +57,20 @@ def build_model(
     phase: str = "prefill",
     head: bool = False,
     meta: Subject | None = None,
+    checkpointing: bool = False,
 ) -> Subject:
     """Build any model argument in eval mode (``train=True``: training mode) with its example inputs.
 
     ``phase="decode"`` prepares one new token per sequence after a KV cache of ``seq`` tokens;
-    ``head=True`` builds a Hugging Face model with its task head. On a real device the model
+    ``head=True`` builds a Hugging Face model with its task head; ``phase="train"`` a module that returns the
+    loss of one training step (:mod:`archbench.models.train_step`, with ``checkpointing``). On a real device the model
     is first built on meta (or ``meta`` is that build, already made) and refused (UserError)
     when its weights and inputs cannot fit.
     """
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
-    recipe = Recipe(str(spec), batch, seq, tuple(input_shape) if input_shape else None, dtype, train, phase, head)
+    recipe = Recipe(str(spec), batch, seq, tuple(input_shape) if input_shape else None, dtype, train or phase == "train",
+                    phase, head, checkpointing=checkpointing)
     label, sized = str(spec), sized_for_image(spec, input_shape)
     if batch is not None and (not isinstance(batch, int) or batch < 1):
         raise UserError(f"--batch must be a positive integer, got {batch}")
@@ -108,6 +111,10 @@ def build_model(
         from archbench.models.decode import prepare_decode
 
         prepare_decode(subject)
+    elif phase == "train":
+        from archbench.models.train_step import prepare_train
+
+        prepare_train(subject, checkpointing)
     return subject
 
 

@@ -18,7 +18,7 @@ from archbench.errors import UserError
 from archbench.spec import format_shape
 
 DTYPES = ("float32", "bfloat16", "float16", "float64")
-PHASES = ("prefill", "decode")
+PHASES = ("prefill", "decode", "train")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ class Recipe:
     train: bool = False
     phase: str = "prefill"
     head: bool = False
+    optimizer: str = "adamw"  # phase train: the optimizer, precision and checkpointing of the step
+    precision: str = "fp32"
+    checkpointing: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,8 +92,12 @@ class Recipe:
         same recipe already built on the meta device, spares building it again for the fits check."""
         from archbench.models.build import build_model
 
-        return build_model(self.spec, device=device, batch=self.batch, seq=self.seq, input_shape=self.input_shape,
-                           dtype=self.dtype, train=self.train, phase=self.phase, head=self.head, meta=meta)
+        built = build_model(self.spec, device=device, batch=self.batch, seq=self.seq, input_shape=self.input_shape,
+                            dtype=self.dtype, train=self.train, phase=self.phase, head=self.head, meta=meta,
+                            checkpointing=self.checkpointing)
+        if built.recipe is not None:  # the step's optimizer and precision are not the builder's business
+            built.recipe = replace(built.recipe, optimizer=self.optimizer, precision=self.precision)
+        return built
 
     def known_point(self) -> dict[str, Any]:
         """The point as far as it is known without building (for the record of a build that failed)."""
@@ -99,7 +106,7 @@ class Recipe:
             point["seq"] = self.seq
         elif self.input_shape is not None:
             point["input"] = format_shape(self.input_shape)
-        return _variant(point, self.phase, self.head)
+        return _variant(point, self.phase, self.head, self)
 
     def with_(self, **changes) -> "Recipe":
         """A copy with ``changes``."""
@@ -133,7 +140,7 @@ class Subject:
             point = self.input.point(self.batch)
         else:
             point = {"batch": self.batch, **_fixed_point(self.fixed_inputs)}
-        return _variant(point, self.phase, self.recipe is not None and self.recipe.head)
+        return _variant(point, self.phase, self.recipe is not None and self.recipe.head, self.recipe)
 
     @property
     def seq(self) -> int | None:
@@ -168,10 +175,16 @@ class Subject:
                    fixed_inputs=(args, kwargs), recipe=recipe)
 
 
-def _variant(point: dict[str, Any], phase: str, head: bool) -> dict[str, Any]:
-    """``point`` with what sets the figure apart from a plain forward of the backbone: the decode phase, the head."""
+def _variant(point: dict[str, Any], phase: str, head: bool, recipe: Recipe | None = None) -> dict[str, Any]:
+    """``point`` with what sets the figure apart from a plain forward of the backbone: the decode or train phase
+    (a step's optimizer, precision and checkpointing), the head."""
     if phase != "prefill":
         point["phase"] = phase
+    if phase == "train" and recipe is not None:
+        point["optimizer"] = recipe.optimizer
+        point["precision"] = recipe.precision
+        if recipe.checkpointing:
+            point["checkpointing"] = True
     if head:
         point["head"] = True
     return point
