@@ -512,6 +512,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     from torch.utils.flop_counter import FlopCounterMode
 
     from archbench.measure import recurrent
+    from archbench.measure.selective_scan import selective_scans
 
     calls = _AttentionCalls(attention_count)
     on_meta = built.device == "meta"  # recurrent calls counted at the call (archbench.measure.recurrent)
@@ -580,7 +581,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     needs_interceptor = attention_count == "causal" or built.device == "meta"
     interceptor = _sdpa_interceptor(calls, attention_module) if needs_interceptor else nullcontext()
     with meta_routing(module, built.device) as has_experts, interceptor, recurrent.recurrent_calls(built.device), \
-            Ledger(), counter:
+            selective_scans(module, built.device), Ledger(), counter:
         if backward:
             output = module(*args, **kwargs)
             _first_tensor(output).float().sum().backward()
