@@ -9,6 +9,11 @@ class MachineError(Exception):
     """A fault of the machine, not of the request (disk full, I/O error): one line on stderr and exit 1."""
 
 
+class LibraryBehaviourError(MachineError):
+    """An installed library did not behave as a figure assumes (a dropped cache, a renamed argument): the
+    figure is refused, one line naming the library's version, exit 1; inside a suite, an error row."""
+
+
 def describe_error(exc: BaseException, limit: int = 300) -> str:
     """One line for a record's ``error``: the exception's type and its message's first line.
 

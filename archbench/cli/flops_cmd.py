@@ -32,7 +32,8 @@ def flops_command(
     attention_count: AttentionCountOpt = "full",
     head: HeadOpt = False,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Exit 1 when an op without a formula is not on the list of negligible ones.")] = False,
+        "--strict", help="Exit 1 when an op without a formula is not on the list of negligible ones, or when the "
+                    "count and a transformer's closed form from its config differ by more than 0.1%.")] = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
@@ -40,7 +41,7 @@ def flops_command(
 
     macs covers linear, conv, matmul/einsum, attention and recurrent weights, the convention of published tables; other_flops is bias, normalisation, softmax, activation and pooling work, best effort. Attention counts every query-key pair unless --attention-count causal.
 
-    Every op without a formula is listed as a warning; --strict fails on those not known to be negligible.
+    Every op without a formula is listed as a warning; --strict fails on those not known to be negligible. A Hugging Face transformer's count is checked against the closed form of its config (details.closed_form_macs); --strict fails when they differ.
     """
     from archbench.errors import UserError
     from archbench.measure.flops import ENGINES
@@ -71,4 +72,7 @@ def flops_command(
     if strict and significant:
         listed = ", ".join(f"{op} ({calls} calls)" for op, calls in sorted(significant.items()))
         typer.echo(f"strict: ops without a formula and not known to be negligible: {listed}", err=True)
+        raise typer.Exit(1)
+    if strict and "closed_form_mismatch" in details:
+        typer.echo(f"strict: {details['closed_form_mismatch']}", err=True)
         raise typer.Exit(1)

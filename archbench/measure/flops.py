@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from archbench.errors import UserError
 from archbench.measure import formulas
+from archbench.measure.closed_form import closed_form_check, disagreement
 from archbench.measure.params import module_depth
 from archbench.metrics import unit_of
 from archbench.results.record import Record
@@ -258,6 +259,13 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
         details["attention"] = ATTENTION_NOTES[attention_count]
         details["attention_count"] = attention_count
     details.update(count.details)
+    closed_form = closed_form_check(built.module, batch=built.batch, seq=built.seq, phase=built.phase,
+                                    attention_count=attention_count, backward=backward)
+    if closed_form is not None:
+        details["closed_form_macs"] = closed_form
+        if (mismatch := disagreement(count.macs, closed_form)) is not None:
+            details["closed_form_mismatch"] = mismatch
+            count.warnings.append(mismatch)
     if count.uncounted:
         details["uncounted_ops"] = dict(count.uncounted)
     if count.significant_uncounted:

@@ -41,6 +41,8 @@ def collect_env(device: str = "cpu", **extra: Any) -> dict[str, Any]:
         "torchvision": _version("torchvision"),
         "transformers": _version("transformers"),
         "fvcore": _version("fvcore"),
+        "timm": _version("timm"),
+        "numpy": _version("numpy"),
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": cpu_count(),
