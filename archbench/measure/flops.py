@@ -523,9 +523,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     from archbench.measure.selective_scan import selective_scans
 
     calls = _AttentionCalls(attention_count)
-    on_meta = built.device == "meta"  # recurrent calls counted at the call (archbench.measure.recurrent)
-    counter = FlopCounterMode(display=False, custom_mapping={
-        **_dispatch_formulas(calls), **(recurrent.dispatch_formulas() if on_meta else {})})
+    counter = FlopCounterMode(display=False, custom_mapping={  # recurrent calls on meta: at the call, one op each
+        **_dispatch_formulas(calls), **recurrent.dispatch_formulas(built.module, built.device)})
     other: Counter[str] = Counter()
     uncounted: Counter[str] = Counter()
     where: dict[str, dict[str, None]] = {}
@@ -566,8 +565,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
                     other[FUSED_ELEMENTWISE] += fused_elementwise_flops(name, args[0].shape, args[1].shape)
                 elif name == "mkldnn_rnn_layer":  # one layer, one direction
                     other[FUSED_ELEMENTWISE] += recurrent_elementwise_flops(args[0].shape, args[1].shape[0], args[10])
-                elif (cells := recurrent.elementwise_flops(str(packet), args)) is not None:
-                    other[FUSED_ELEMENTWISE] += cells
+                elif (cell_flops := recurrent.elementwise_flops(str(packet), args)) is not None:
+                    other[FUSED_ELEMENTWISE] += cell_flops
                 elif name == "_cudnn_rnn":
                     cells = args[9] * (2 if args[13] else 1)
                     other[FUSED_ELEMENTWISE] += recurrent_elementwise_flops(
@@ -588,7 +587,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     # interceptor runs only where it is needed, to read masks (causal) and on meta (one fused op, as on cpu).
     needs_interceptor = attention_count == "causal" or built.device == "meta"
     interceptor = _sdpa_interceptor(calls, attention_module) if needs_interceptor else nullcontext()
-    with meta_routing(module, built.device) as has_experts, interceptor, recurrent.recurrent_calls(built.device), \
+    with meta_routing(module, built.device) as has_experts, interceptor, recurrent.recurrent_calls(module, built.device), \
             selective_scans(module, built.device), Ledger(), counter:
         if backward:
             output = module(*args, **kwargs)

@@ -71,10 +71,13 @@ def _define() -> tuple:
     return forward, torch.ops.archbench.recurrent_backward
 
 
-def dispatch_formulas() -> dict:
-    """``custom_mapping`` entries for FlopCounterMode: the ops' MACs (shapes in, FLOPs out)."""
+def dispatch_formulas(model, device: str) -> dict:
+    """``custom_mapping`` entries for FlopCounterMode: the ops' MACs (shapes in, FLOPs out), where
+    :func:`recurrent_calls` will use them."""
     from archbench.measure import formulas
 
+    if not _counted_at_the_call(model, device):
+        return {}
     forward, backward = ops()
 
     def forward_flops(data, hx, weights, *rest, **kwargs):
@@ -99,13 +102,15 @@ def elementwise_flops(op: str, args: tuple) -> int | None:
     return recurrent_elementwise_flops(data.shape, gate_rows, gate_rows // GATES[kind], cells)
 
 
-def recurrent_calls(device: str):
+def recurrent_calls(model, device: str):
     """On the meta device, a TorchFunctionMode that answers each ``torch._VF`` recurrent call with one op of
-    archbench's; elsewhere nothing (the real kernels are one fused op per layer)."""
-    if device != "meta":
-        return nullcontext()
+    archbench's; elsewhere, or for a model without a recurrent layer, nothing (the real kernels are one fused op
+    per layer)."""
     import torch
     from torch.overrides import TorchFunctionMode
+
+    if not _counted_at_the_call(model, device):
+        return nullcontext()
 
     forward, _ = ops()
     calls = {getattr(torch._VF, name): op for name, op in forward.items()}
@@ -118,6 +123,12 @@ def recurrent_calls(device: str):
             return _answer(op, args)
 
     return RecurrentCalls()
+
+
+def _counted_at_the_call(model, device: str) -> bool:
+    from torch import nn
+
+    return device == "meta" and any(isinstance(m, nn.RNNBase) for m in model.modules())
 
 
 def _answer(op, args: tuple):
