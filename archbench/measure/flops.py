@@ -598,7 +598,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     counts = counter.get_flop_counts()
     by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
     tracked = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
-    by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name in modules}
+    by_module = {name: tracked[name] if name in tracked else _untracked_total(name, tracked) for name in modules}
     details: dict[str, Any] = {}
     if calls.count == "causal" and calls.eager:
         calls.how["full (eager attention: its mask is applied after the bmm)"] += calls.eager

@@ -33,11 +33,11 @@ def ops() -> tuple:
 def _define() -> tuple:
     import torch
 
-    def fake(data, hx, weights, output_width, batch_first, cells):
+    def fake(data, hx, weights, output_width, cells):
         last = hx[-1]  # LSTM: (h, c); GRU and RNN: (h,)
         return data.new_empty((*data.shape[:-1], output_width)), hx[0].new_empty(hx[0].shape), last.new_empty(last.shape)
 
-    def stand_in(data, hx, weights, output_width, batch_first, cells):
+    def stand_in(data, hx, weights, output_width, cells):
         raise NotImplementedError("archbench's recurrent ops only stand for a recurrent call on the meta device")
 
     @torch.library.custom_op(BACKWARD_OP, mutates_args=(),
@@ -58,12 +58,12 @@ def _define() -> tuple:
         data, *rest = ctx.saved_tensors
         hx, weights = rest[:ctx.states], rest[ctx.states:]
         grads = torch.ops.archbench.recurrent_backward(grad_output, data, hx, weights)
-        return grads[0], grads[1:1 + ctx.states], grads[1 + ctx.states:], None, None, None
+        return grads[0], grads[1:1 + ctx.states], grads[1 + ctx.states:], None, None
 
     forward = {}
     for name in GATES:
         op = torch.library.custom_op(f"archbench::{name}", stand_in, mutates_args=(), schema=(
-            "(Tensor data, Tensor[] hx, Tensor[] weights, int output_width, bool batch_first, int cells) "
+            "(Tensor data, Tensor[] hx, Tensor[] weights, int output_width, int cells) "
             "-> (Tensor, Tensor, Tensor)"))
         op.register_fake(fake)
         op.register_autograd(backward, setup_context=setup_context)
@@ -97,7 +97,7 @@ def elementwise_flops(op: str, args: tuple) -> int | None:
         return None
     from archbench.measure.flops import recurrent_elementwise_flops
 
-    data, _, weights, _, _, cells = args
+    data, _, weights, _, cells = args
     gate_rows = weights[0].shape[0]
     return recurrent_elementwise_flops(data.shape, gate_rows, gate_rows // GATES[kind], cells)
 
@@ -137,9 +137,8 @@ def _answer(op, args: tuple):
     train, bidirectional)``, hx a tensor (GRU, RNN) or a pair (LSTM)."""
     packed = isinstance(args[3], (list, tuple))  # padded: args[3] is has_biases
     data, hx, weights, *flags = (args[0], args[2], args[3], *args[4:]) if packed else args
-    _, layers, _, _, bidirectional, *rest = flags
-    batch_first = bool(rest[0]) if rest and not packed else False
+    _, layers, _, _, bidirectional, *_ = flags  # has_biases, num_layers, dropout, train, bidirectional[, batch_first]
     states = list(hx) if isinstance(hx, (list, tuple)) else [hx]
     directions = 2 if bidirectional else 1
-    output, h, c = op(data, states, list(weights), directions * states[0].shape[-1], batch_first, layers * directions)
+    output, h, c = op(data, states, list(weights), directions * states[0].shape[-1], layers * directions)
     return (output, h, c) if len(states) == 2 else (output, h)  # packed: nn.RNNBase wraps the data again
