@@ -137,3 +137,10 @@ def test_a_long_mamba_prefill_on_meta_is_the_closed_form():
     count = prefill(tf.MambaConfig(**MAMBA), "meta", seq=t).count()
     assert count.macs == mamba_macs(t, t + KERNEL - 1)
     assert count.significant_uncounted == {}
+
+
+def test_the_fits_check_sees_a_recurrent_models_outputs():
+    from archbench.measure.memory import largest_activation_bytes
+
+    t = 100_000  # its output (1, T, 2·512) in float32: the largest tensor one forward makes, found without a time loop
+    assert largest_activation_bytes(build_model("lstm:layers=2,bidirectional=true", device="meta", seq=t)) == 4 * t * 1024
