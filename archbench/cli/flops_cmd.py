@@ -27,7 +27,7 @@ def flops_command(
     engine: Annotated[str, typer.Option(
         "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).")] = "auto",
     device: Annotated[str, typer.Option(
-        "--device", help="auto (meta; cpu for recurrent models and --engine fvcore), cpu, meta or cuda.")] = "auto",
+        "--device", help="auto (meta; cpu for --engine fvcore), cpu, meta or cuda.")] = "auto",
     phase: PhaseOpt = "prefill",
     attention_count: AttentionCountOpt = "full",
     head: HeadOpt = False,
@@ -63,7 +63,7 @@ def flops_command(
                         backward=backward, attention_count=attention_count, by=by, depth=depth)
     recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head)
     meta = preflight(recipe, ["flops"], settings)
-    where = counting_device(meta, settings)
+    where = counting_device(settings)
     records = measure(recipe, ["flops"], settings, failures="raise", meta=meta)  # one model: its failure is the answer
     details = records[0].details
     title = f"{recipe.spec}: MACs and FLOPs ({details['pass']}, {details['engine']} engine, {where})"

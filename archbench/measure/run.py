@@ -144,7 +144,7 @@ def check_inputs_fit(meta: Subject, device: str) -> None:
                         "(count it with `archbench flops`, which runs on the meta device)")
 
 
-def counting_device(meta: Subject, settings: Settings) -> str:
+def counting_device(settings: Settings) -> str:
     """Where MACs are counted: meta (fast, any size), except for the fvcore engine (cpu: jit tracing)."""
     if settings.counting_device != "auto":
         return settings.counting_device
@@ -179,7 +179,7 @@ def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[R
 
 
 def _counting_subject(builds: _Builds, settings: Settings) -> Subject:
-    return builds.on(counting_device(builds.on("meta"), settings))
+    return builds.on(counting_device(settings))
 
 
 def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[str]]:
