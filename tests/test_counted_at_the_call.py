@@ -144,3 +144,21 @@ def test_the_fits_check_sees_a_recurrent_models_outputs():
 
     t = 100_000  # its output (1, T, 2·512) in float32: the largest tensor one forward makes, found without a time loop
     assert largest_activation_bytes(build_model("lstm:layers=2,bidirectional=true", device="meta", seq=t)) == 4 * t * 1024
+
+
+MAMBA2 = "hf:mamba2:hidden_size=64,num_hidden_layers=2,num_heads=4,head_dim=32,state_size=8,n_groups=1,vocab_size=100"
+
+
+def test_mamba2_decode_with_its_conv_state_is_the_closed_form():
+    d, inner, heads, state, groups, kernel = 64, 128, 4, 8, 1, 4  # expand 2, conv_kernel 4
+    in_proj = d * (2 * inner + 2 * groups * state + heads)  # x and the gate z, B and C, dt per head
+    conv = (inner + 2 * groups * state) * 2 * kernel  # the cached K positions and the new one: 2 outputs computed
+    scan = inner * state  # y = C·h for every head's channels (dA·h + dB·x is elementwise)
+    out_proj = inner * d
+    counts = [count_flops(build_model(MAMBA2, device=device, seq=40, phase="decode")).macs for device in ("cpu", "meta")]
+    assert counts == [2 * (in_proj + conv + scan + out_proj)] * 2
+
+
+def test_mamba2_prefill_counts_the_same_on_cpu_and_meta():
+    cpu, meta = (count_flops(build_model(MAMBA2, device=device, seq=40)) for device in ("cpu", "meta"))
+    assert (cpu.macs, cpu.other_flops) == (meta.macs, meta.other_flops) and not meta.significant_uncounted
