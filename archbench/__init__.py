@@ -8,6 +8,7 @@ The Python API is the code the command line runs::
     records = archbench.measure_latency(model, inputs)        # latency_s (raw samples in details), throughput
     records = archbench.measure_memory("my_net.py:build", input_shape=(3, 224, 224))  # rebuilt in a fresh process
     subject = archbench.build("hf:llama:num_hidden_layers=2", seq=128, device="meta")  # any model argument
+    print(archbench.summary(model, inputs))                   # one tree: type, output, params, MACs, share
 
 ``inputs`` is a tensor, a tuple of positional inputs or a dict of keyword inputs. Importing
 archbench does not import torch; each function does when first called.
@@ -25,6 +26,7 @@ _API = {
     "Settings": ("archbench.measure.run", "Settings"),
     "Recipe": ("archbench.models.subject", "Recipe"),
     "Subject": ("archbench.models.subject", "Subject"),
+    "summary": ("archbench.measure.summary", "summary"),
 }
 
 __all__ = sorted(_API)

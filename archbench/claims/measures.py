@@ -1,4 +1,4 @@
-"""Measurement kinds of ``suites/claims.yaml``: each turns a definition into named figures plus records.
+"""Measurement kinds of ``archbench/claims/claims.yaml``: each turns a definition into named figures plus records.
 
 A kind is a function ``(definition, context) -> Measured`` registered with :func:`kind`. The
 figures it returns are named ``<key>`` (the runner prefixes them with the measurement's name,

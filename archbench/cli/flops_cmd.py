@@ -9,12 +9,13 @@ import typer
 from archbench.cli.app import app
 from archbench.cli.common import (
     AttentionCountOpt, BatchOpt, FormatOpt, HeadOpt, InputOpt, ModelArg, OutOpt, PhaseOpt, SeqOpt,
-    check_output_options, finish, handle_errors, parse_input,
+    check_output_options, finish, handle_errors, parse_input, runs_model_code,
 )
 
 
 @app.command("flops")
 @handle_errors
+@runs_model_code
 def flops_command(
     model: ModelArg,
     seq: SeqOpt = None,
@@ -25,9 +26,12 @@ def flops_command(
     backward: Annotated[bool, typer.Option(
         "--backward", help="Count forward + backward of one training step.")] = False,
     engine: Annotated[str, typer.Option(
-        "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).")] = "auto",
+        "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).", metavar="[auto|fvcore|dispatch]",
+        autocompletion=lambda: ["auto", "fvcore", "dispatch"])] = "auto",
     device: Annotated[str, typer.Option(
-        "--device", help="auto (meta; cpu for --engine fvcore), cpu, meta or cuda.")] = "auto",
+        "--device", help="auto (meta; cpu for --engine fvcore), cpu, meta or cuda.",
+        metavar="[auto|cpu|meta|cuda|cuda:N]",
+        autocompletion=lambda: ["auto", "cpu", "meta", "cuda", "cuda:0"])] = "auto",
     phase: PhaseOpt = "prefill",
     attention_count: AttentionCountOpt = "full",
     head: HeadOpt = False,

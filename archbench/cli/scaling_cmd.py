@@ -9,7 +9,7 @@ import typer
 from archbench.cli.app import app
 from archbench.cli.common import (
     AttentionCountOpt, BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, OutOpt, PhaseOpt, check_output_options,
-    check_threads, handle_errors,
+    MODEL_HELP, check_threads, handle_errors, real_stdout, runs_model_code,
 )
 
 RangeHelp = "512..10000 (geometric, --points values), 512..10000:512 (step) or 512,1024,4096."
@@ -17,8 +17,10 @@ RangeHelp = "512..10000 (geometric, --points values), 512..10000:512 (step) or 5
 
 @app.command("scaling")
 @handle_errors
+@runs_model_code
 def scaling_command(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Registry model (repeat to compare).")],
+    model: Annotated[list[str], typer.Option(
+        "--model", "-m", help=f"A model to sweep (repeat to compare): {MODEL_HELP}")],
     seq: Annotated[Optional[str], typer.Option("--seq", help=f"Sequence lengths: {RangeHelp}")] = None,
     sweep: Annotated[str, typer.Option("--sweep", help="Axis to sweep: seq, batch or resolution (image side).")] = "seq",
     range_: Annotated[Optional[str], typer.Option("--range", help=f"Values of a batch or resolution sweep: {RangeHelp}")] = None,
@@ -141,7 +143,8 @@ def _run(models, values, metrics, axis: str, template, settings, plot, fmt, out)
         title += ", interrupted"
     else:
         writer.finish()
-    _render(document, axis, fmt, title)
+    with real_stdout():
+        _render(document, axis, fmt, title)
     if plot and not interrupted and any(r.error is None for r in document.records):
         from archbench.report.plot import plot_sweep
 

@@ -134,6 +134,7 @@ class FlopCount:
     uncounted_modules: dict[str, list[str]] = field(default_factory=dict)  # op -> modules that ran it
     other_by_operator: dict[str, int] = field(default_factory=dict)  # op -> FLOPs
     attention_macs: int = 0  # MACs of attention's score and value products (QKᵀ and AV), see is_attention_module
+    other_by_module: dict[str, int] = field(default_factory=dict)  # module name -> other FLOPs (dispatch engine)
     details: dict[str, Any] = field(default_factory=dict)  # how attention and routing were counted
 
     @property
@@ -526,6 +527,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     counter = FlopCounterMode(display=False, custom_mapping={  # recurrent calls on meta: at the call, one op each
         **_dispatch_formulas(calls), **recurrent.dispatch_formulas(built.module, built.device)})
     other: Counter[str] = Counter()
+    other_tracked: Counter[str] = Counter()  # module name -> other FLOPs of the ops run inside it
     uncounted: Counter[str] = Counter()
     where: dict[str, dict[str, None]] = {}
     module = built.module
@@ -545,6 +547,15 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
+            before = sum(other.values())
+            self.file_op(func, args, kwargs, out)
+            added = sum(other.values()) - before
+            for parent in counter.mod_tracker.parents if added else ():  # each running module's total includes it
+                if parent != "Global":
+                    other_tracked[_module_name(parent, root)] += added
+            return out
+
+        def file_op(self, func, args, kwargs, out):
             packet = func._overloadpacket
             name = base_name(str(packet))
             if packet in counter.flop_registry:
@@ -580,7 +591,6 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
                 running = [p for p in counter.mod_tracker.parents if p != "Global"]
                 if running:
                     where.setdefault(op, {})[_module_name(max(running, key=len), root)] = None
-            return out
 
     args, kwargs = built.example_inputs()
     # A torch-function mode turns off nn.MultiheadAttention's fast path (it checks has_torch_function): the
@@ -619,6 +629,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         other_by_operator=dict(other),
         attention_macs=calls.macs,
         details=details,
+        other_by_module={name: other_tracked.get(name, _untracked_total(name, other_tracked)) for name in modules},
     )
 
 

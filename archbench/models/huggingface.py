@@ -3,8 +3,9 @@
 Two ways in, one builder:
 
 - ``hf:MODEL_TYPE`` for any architecture transformers' ``AutoConfig.for_model`` knows (llama,
-  mistral, mixtral, mamba, t5, whisper, vit, clip, ...), or ``hf:path/to/config.json`` (or a
-  folder holding one);
+  mistral, mixtral, mamba, t5, whisper, vit, clip, ...), ``hf:path/to/config.json`` (or a
+  folder holding one), or ``hf:ORG/NAME``, the config.json of a Hub repository already in the
+  local cache (``HF_HOME``);
 - the named registry entries (``bert-base``, ``gpt2``, ``gpt3-175b``...), which write out their
   configurations.
 
@@ -72,7 +73,10 @@ def model_types() -> list[str]:
 def entry_for(name: str) -> ModelEntry:
     """The entry of ``hf:NAME``: a model type, or a config.json (or a folder holding one)."""
     path = Path(name)
-    if name.endswith(".json") or path.is_dir() or "/" in name:
+    if _is_repo_id(name, path):
+        factory = functools.partial(_config_from_file, cached_config(name))
+        description = f"Hugging Face model {name}, from the config.json in the local cache"
+    elif name.endswith(".json") or path.is_dir() or "/" in name:
         factory = functools.partial(_config_from_file, path)
         description = f"Hugging Face model from {name}"
     else:
@@ -84,6 +88,40 @@ def entry_for(name: str) -> ModelEntry:
         factory = functools.partial(_config_for_model, name)
         description = f"transformers model_type {name}, AutoModel.from_config"
     return _entry(f"hf:{name}", factory, description, family_of(factory()), cap_seq=True)
+
+
+def _is_repo_id(name: str, path: Path) -> bool:
+    """``ORG/NAME`` (a Hub repository id) rather than a path: one slash, no .json, and no such file or folder here."""
+    org, slash, repo = name.partition("/")
+    return (bool(slash) and bool(org) and bool(repo) and "/" not in repo and not name.endswith(".json")
+            and not org.startswith((".", "~")) and not path.exists())
+
+
+def hub_cache() -> Path:
+    """The local Hugging Face cache: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def cached_config(repo_id: str) -> Path:
+    """The config.json of ``repo_id`` in the local cache (nothing is downloaded), or a UserError saying where to put
+    one."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = hub_cache()
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=str(cache))
+    except Exception:  # a malformed repository id
+        found = None
+    if isinstance(found, str):
+        return Path(found)
+    raise UserError(f"hf:{repo_id}: no config.json for it in the local Hugging Face cache ({cache}) and archbench "
+                    f"downloads nothing: fetch it (`huggingface-cli download {repo_id} config.json`) or give "
+                    "hf:path/to/config.json")
 
 
 def make_config(factory: Callable[..., Any], label: str, overrides: dict[str, Any]):

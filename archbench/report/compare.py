@@ -439,6 +439,33 @@ def to_markdown(comparison: Comparison, title: str = "archbench compare") -> str
     return "\n".join(lines) + "\n"
 
 
+def to_github(comparison: Comparison, title: str = "archbench compare") -> str:
+    """A GitHub job summary (or PR comment): a heading with the verdict, the summary line, the failing changes in a
+    table and the others in a folded one; ``|`` in a cell is escaped so it cannot split the table."""
+    verdict = ":x: failed" if comparison.failed else ":white_check_mark: passed"
+    lines = [f"### {title}: {verdict}", "", summary_line(comparison), ""]
+    rows = change_rows(comparison)
+    failing = [row for row, change in zip(rows, comparison.changes) if change.failing]
+    others = [row for row, change in zip(rows, comparison.changes) if not change.failing]
+    if failing:
+        lines += _github_table(failing) + [""]
+    if others:
+        lines += [f"<details><summary>{len(others)} other changes</summary>", ""] + _github_table(others) + \
+            ["", "</details>", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _github_table(rows: list[dict[str, str]]) -> list[str]:
+    columns = list(rows[0])
+    right = ("baseline", "current", "change")
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+    return ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if c in right else "---" for c in columns) + "|"] + \
+        ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+
+
 def to_json(comparison: Comparison) -> str:
     """The comparison as JSON: summary, counts, and every change with its raw values."""
     data = {
