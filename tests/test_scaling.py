@@ -11,6 +11,7 @@ import pytest
 from conftest import stub_group
 
 from archbench.errors import UserError
+from archbench.measure import scaling
 from archbench.measure.scaling import crossings, crossover, fit_loglog, local_exponents, plan_points, run_sweep
 from archbench.results.record import Record, RunDocument, RunWriter, load_run
 
@@ -263,3 +264,11 @@ def test_counted_macs_and_exponents_match_the_closed_forms():
         expected, _ = fit_loglog(values, [formula(t) for t in values])
         assert fitted.value == pytest.approx(expected, abs=0.02)
     assert next(r for r in records if r.metric == "macs_crossover").details["lower_at_end"] == "lstm"
+
+
+def test_loglog_fit_written_out():
+    # log x = 0, 1, 2 and log y = 0, 1, 3: Suu = 2, Suv = 3, Svv = 42/9, so k = 3/2, R² = 3² / (2 · 42/9) = 81/84
+    xs, ys = [1, math.e, math.e**2], [1, math.e, math.e**3]
+    k, r2 = fit_loglog(xs, ys)
+    assert k == pytest.approx(1.5) and r2 == pytest.approx(81 / 84)
+    assert scaling.fitted_values(xs, ys, [1])[0] == pytest.approx(math.exp(4 / 3 - 1.5))  # intercept: mean v − k · mean u

@@ -29,7 +29,7 @@ def flops_command(
         "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).", metavar="[auto|fvcore|dispatch]",
         autocompletion=lambda: ["auto", "fvcore", "dispatch"])] = "auto",
     device: Annotated[str, typer.Option(
-        "--device", help="auto (meta; cpu for recurrent models and --engine fvcore), cpu, meta or cuda.",
+        "--device", help="auto (meta; cpu for --engine fvcore), cpu, meta or cuda.",
         metavar="[auto|cpu|meta|cuda|cuda:N]",
         autocompletion=lambda: ["auto", "cpu", "meta", "cuda", "cuda:0"])] = "auto",
     phase: PhaseOpt = "prefill",
@@ -61,7 +61,7 @@ def flops_command(
     recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head,
                     optimizer=optimizer, precision=precision, checkpointing=checkpointing)
     meta = preflight(recipe, ["flops"], settings)
-    where = counting_device(meta, settings)
+    where = counting_device(settings)
     records = measure(recipe, ["flops"], settings, failures="raise", meta=meta)  # one model: its failure is the answer
     details = records[0].details
     title = f"{recipe.spec}: MACs and FLOPs ({details['pass']}, {details['engine']} engine, {where})"

@@ -42,7 +42,7 @@ def summary_command(
     recipe = Recipe(model, batch, seq, parse_input(input), head=head)
     settings = Settings(device="meta")
     meta = preflight(recipe, ["flops"], settings)
-    where = counting_device(meta, settings)
+    where = counting_device(settings)
     tree = summarize(meta if where == "meta" else recipe.build(where, meta), depth)
     with real_stdout():
         if fmt == "json":

@@ -401,6 +401,9 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
 
+    from archbench.measure import recurrent
+    from archbench.measure.selective_scan import selective_scans
+
     calls = _AttentionCalls(attention_count)
     last = [0]  # the MACs of the product the ledger has just filed, read back by FlopCounterMode
 
@@ -408,8 +411,10 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         return 2 * last[0]
 
     filed_flops._get_raw = True  # FlopCounterMode passes tensors through untouched: nothing to convert
-    products = {getattr(torch.ops.aten, name): filed_flops for name, entry in ops.OPS.items()
-                if entry.macs and not entry.traced_only and hasattr(torch.ops.aten, name)}
+    if recurrent.counted_at_the_call(built.module, built.device):
+        recurrent.ops()  # archbench's recurrent ops exist from here on: their entries in the op table apply
+    products = {packet: filed_flops for name, entry in ops.OPS.items()
+                if entry.macs and not entry.traced_only and (packet := ops.packet(name)) is not None}
     counter = FlopCounterMode(display=False, custom_mapping=products)
     counter.flop_registry = {packet: f for packet, f in counter.flop_registry.items() if packet in products}
     other: Counter[str] = Counter()
@@ -496,7 +501,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     # interceptor runs only where it is needed, to read masks (causal) and on meta (one fused op, as on cpu).
     needs_interceptor = attention_count == "causal" or built.device == "meta"
     interceptor = _sdpa_interceptor(calls, attention_module) if needs_interceptor else nullcontext()
-    with meta_routing(module, built.device) as has_experts, interceptor, Ledger(), counter:
+    with meta_routing(module, built.device) as has_experts, interceptor, recurrent.recurrent_calls(module, built.device), \
+            selective_scans(module, built.device), Ledger(), counter:
         if backward:
             with origins:
                 output = module(*args, **kwargs)
@@ -511,7 +517,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
     tracked = {_module_name(name, root): sum(per_op.values()) // 2
                for name, per_op in counts.items() if name != "Global"}
-    by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name in modules}
+    by_module = {name: tracked[name] if name in tracked else _untracked_total(name, tracked) for name in modules}
     details: dict[str, Any] = {}
     if calls.count == "causal" and calls.eager:
         calls.how["full (eager attention: its mask is applied after the bmm)"] += calls.eager
@@ -532,7 +538,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         other_by_operator=dict(other),
         attention_macs=calls.macs,
         details=details,
-        other_by_module={name: other_tracked.get(name, _untracked_total(name, other_tracked)) for name in modules},
+        other_by_module={name: other_tracked[name] if name in other_tracked else _untracked_total(name, other_tracked)
+                         for name in modules},
         calls=op_calls,
     )
 

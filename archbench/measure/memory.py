@@ -182,17 +182,16 @@ def _peak_record(built: Subject, result: dict, device: str) -> Record:
 def largest_activation_bytes(meta: Subject) -> int:
     """Bytes of the largest tensor one forward of ``meta`` (built on the meta device) makes; 0 when not known.
 
-    Run on the meta device, so nothing is allocated. Recurrent models are skipped (on meta
-    their kernels run step by step, which takes minutes at long sequences), and so are models
-    whose forward cannot run on meta.
+    Run on the meta device, so nothing is allocated; a recurrent layer is one call there
+    (:mod:`archbench.measure.recurrent`: its outputs, not its kernel's workspace). Models whose
+    forward cannot run on meta are skipped.
     """
     import torch
-    from torch import nn
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
 
-    if any(isinstance(m, nn.RNNBase) for m in meta.module.modules()):
-        return 0
+    from archbench.measure.recurrent import recurrent_calls
+
     largest = 0
 
     class Largest(TorchDispatchMode):
@@ -206,7 +205,7 @@ def largest_activation_bytes(meta: Subject) -> int:
 
     args, kwargs = meta.example_inputs("meta")
     try:
-        with Largest(), torch.no_grad():
+        with recurrent_calls(meta.module, "meta"), Largest(), torch.no_grad():
             meta.module(*args, **kwargs)
     except Exception:  # a model whose forward needs real data (routing, nonzero): the inputs check stands alone
         return 0

@@ -356,6 +356,25 @@ def _mkldnn_rnn_layer(call: Call) -> Work:  # one layer, one direction
                 other_flops=recurrent_elementwise_flops(data, weights[0][0], call["hidden_size"]))
 
 
+def _recurrent_call(gates: int) -> Callable[[Call], Work]:
+    def work(call: Call) -> Work:  # archbench's one op per nn.LSTM/GRU/RNN call on meta (measure/recurrent.py)
+        data, weights = call["data"], call["weights"]
+        gate_rows = weights[0][0]
+        return Work(macs=formulas.recurrent_macs(data, weights),
+                    other_flops=recurrent_elementwise_flops(data, gate_rows, gate_rows // gates, call["cells"]))
+
+    return work
+
+
+for _name, _gates in (("lstm", 4), ("gru", 3), ("rnn_tanh", 1), ("rnn_relu", 1)):
+    op(f"archbench.{_name}", other=FUSED_ELEMENTWISE)(_recurrent_call(_gates))
+
+
+@op("archbench.recurrent_backward")
+def _recurrent_call_backward(call: Call) -> Work:
+    return Work(macs=formulas.recurrent_backward_macs(call["data"], call["weights"]))
+
+
 @op("mkldnn_rnn_layer_backward")
 def _mkldnn_rnn_layer_backward(call: Call) -> Work:
     return Work(macs=formulas.recurrent_backward_macs(call["input"], [call[f"weight{i}"] for i in range(1, 5)]))
@@ -525,11 +544,26 @@ def moved_bytes(name: str, call: Call, work: Work | None = None) -> int:
 
 
 def base_name(op_name: str) -> str:
-    """``aten::add`` / ``aten.add`` / ``aten.add.Tensor`` -> ``add``."""
+    """``aten::add`` / ``aten.add`` / ``aten.add.Tensor`` -> ``add``; archbench's own ops keep their namespace
+    (``archbench::lstm`` -> ``archbench.lstm``)."""
+    if op_name.startswith(("archbench.", "archbench::")):
+        return "archbench." + op_name.replace("::", ".").split(".")[1]
     name = op_name.split("::", 1)[-1]
     if name.startswith("aten."):
         name = name[len("aten."):]
     return name.split(".")[0]
+
+
+def packet(name: str):
+    """The dispatcher's op (an OpOverloadPacket) of a table name (``addmm``, ``archbench.lstm``), or None where this
+    torch has no such op (or archbench's own are not defined in this process)."""
+    import torch
+
+    namespace, op_name = name.split(".", 1) if name.startswith("archbench.") else ("aten", name)
+    try:
+        return getattr(getattr(torch.ops, namespace), op_name)
+    except (AttributeError, RuntimeError):
+        return None
 
 
 # ---------------------------------------------------------------- binding a call to its schema's names

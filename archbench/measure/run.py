@@ -5,8 +5,8 @@ The commands, suites, ``scaling``, the claims and the Python API all hand a
 measure) to :func:`measure`, which builds the subject on the device each group needs:
 
 - ``params``: on the meta device (nothing allocated);
-- ``flops``: on the counting device (:func:`counting_device`: meta, or the CPU for recurrent
-  models, whose meta kernels break into one op per time step);
+- ``flops``: on the counting device (:func:`counting_device`: meta, or the CPU for the fvcore engine;
+  recurrent layers are counted at the call there, :mod:`archbench.measure.recurrent`);
 - ``latency``: on the real device, after checking that weights, inputs and the largest
   intermediate tensor fit; MACs from an earlier ``flops`` group of the same point, else
   counted, give the achieved FLOP/s and its fraction of the measured matmul peak;
@@ -154,15 +154,11 @@ def check_inputs_fit(meta: Subject, device: str) -> None:
                         "(count it with `archbench flops`, which runs on the meta device)")
 
 
-def counting_device(meta: Subject, settings: Settings) -> str:
-    """Where MACs are counted: meta (fast, any size), except for recurrent models and the fvcore engine (cpu)."""
-    from torch import nn
-
+def counting_device(settings: Settings) -> str:
+    """Where MACs are counted: meta (fast, any size), except for the fvcore engine (cpu: jit tracing)."""
     if settings.counting_device != "auto":
         return settings.counting_device
-    if settings.engine == "fvcore" or any(isinstance(m, nn.RNNBase) for m in meta.module.modules()):
-        return "cpu"
-    return "meta"
+    return "cpu" if settings.engine == "fvcore" else "meta"
 
 
 def _params(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
@@ -198,7 +194,7 @@ def _flops(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Re
 
 
 def _counting_subject(builds: Builds, settings: Settings) -> Subject:
-    return builds.on(counting_device(builds.on("meta"), settings))
+    return builds.on(counting_device(settings))
 
 
 def count_macs(builds: Builds, settings: Settings) -> tuple[int | None, list[str]]:

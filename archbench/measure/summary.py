@@ -131,7 +131,7 @@ def summary(model, inputs=None, *, depth: int | None = DEFAULT_DEPTH, **build) -
         from archbench.models.build import build_model
 
         meta = build_model(model, device="meta", **build)
-        where = counting_device(meta, Settings(device="meta"))
+        where = counting_device(Settings(device="meta"))
         subject = meta if where == "meta" else build_model(model, device=where, meta=meta, **build)
     else:
         subject = model if isinstance(model, _Subject) else _Subject.from_module(model, inputs)

@@ -50,11 +50,12 @@ def _hf_step(subject: Subject, model, cached: int):
     if getattr(model.config, "is_encoder_decoder", False):
         raise UserError(f"{subject.label}: --phase decode is built for decoder-only models; an encoder-decoder's "
                         "decode step is not supported yet")
+    from archbench.measure.selective_scan import selective_scans
     from archbench.models.structure import meta_routing
 
     args, kwargs = subject.example_inputs()
-    try:
-        with torch.no_grad(), meta_routing(model, subject.device):  # MoE experts on meta: as they are counted
+    try:  # MoE experts and Mamba's scan on meta: as they are counted
+        with torch.no_grad(), meta_routing(model, subject.device), selective_scans(model, subject.device):
             output = model(*args, **kwargs, use_cache=True)
     except Exception as exc:
         raise UserError(f"{subject.label}: its prefill of {cached} tokens failed: {type(exc).__name__}: {exc}") \

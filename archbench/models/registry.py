@@ -103,8 +103,19 @@ def list_models(pattern: str | None = None) -> list[ModelEntry]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The entry called ``name``, or a UserError with the closest names."""
-    _load()
+    """The entry called ``name``, or a UserError with the closest names.
+
+    Only the module that registers ``name`` (:mod:`archbench.models.registry_index` says which) is imported:
+    building ``lstm`` needs no torchvision. A name the index does not know loads every module."""
+    if name not in _REGISTRY:
+        import importlib
+
+        from archbench.models.registry_index import ENTRIES
+
+        if name in ENTRIES:
+            importlib.import_module(ENTRIES[name]["module"])
+    if name not in _REGISTRY:
+        _load()
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}{suggest(name, list(_REGISTRY))} (see `archbench list`)")
     return _REGISTRY[name]

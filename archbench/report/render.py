@@ -49,10 +49,9 @@ def tidy_frame(records: list[Record]):
     return frame.dropna(axis=1, how="all") if not frame.empty else frame
 
 
-def wide_frame(records: list[Record]):
-    """Metrics as columns (``metric [unit]``), one row per id and input point, errors in their own column."""
-    import pandas as pd
-
+def wide_rows(records: list[Record]) -> tuple[list[str], list[list[Any]]]:
+    """Metrics as columns (``metric [unit]``), one row per id and input point, errors in their own last column:
+    the column names and the rows (None where a row has no value), without pandas (the table needs none)."""
     rows: dict[tuple, dict[str, Any]] = {}
     for r in records:
         ids = {k: getattr(r, k) for k in _ID_COLUMNS if getattr(r, k) is not None}
@@ -65,10 +64,17 @@ def wide_frame(records: list[Record]):
             row["verdict"] = r.verdict
         if r.error:
             row["error"] = "; ".join(filter(None, [row.get("error"), f"{r.metric}: {r.error}"]))
-    frame = pd.DataFrame(list(rows.values()))
-    if "error" in frame.columns:
-        frame = frame[[c for c in frame.columns if c != "error"] + ["error"]]
-    return frame
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row if c != "error"))
+    columns += ["error"] if any("error" in row for row in rows.values()) else []
+    return columns, [[row.get(c) for c in columns] for row in rows.values()]
+
+
+def wide_frame(records: list[Record]):
+    """:func:`wide_rows` as a DataFrame."""
+    import pandas as pd
+
+    columns, rows = wide_rows(records)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def format_value(value: Any) -> str:
@@ -133,13 +139,13 @@ def print_table(document: RunDocument, title: str | None = None, console=None) -
     if not document.records:
         console.print("no records")
         return
-    frame = wide_frame(document.records)
-    widen_for_pipe(console, [[str(c)] + [format_value(v) for v in frame[c]] for c in frame.columns])
+    columns, rows = wide_rows(document.records)
+    widen_for_pipe(console, [[str(c)] + [format_value(row[i]) for row in rows] for i, c in enumerate(columns)])
     table = Table(title=title, header_style="bold")
-    for column in frame.columns:
+    for column in columns:
         numeric = column not in _ID_COLUMNS and column not in ("error", "verdict") and "[" in column
         table.add_column(escape(str(column)), justify="right" if numeric else "left", no_wrap=numeric, overflow="fold")
-    for row in frame.itertuples(index=False):
+    for row in rows:
         table.add_row(*(escape(format_value(v)) for v in row))
     console.print(table)
     for warning in all_warnings(document.records):
