@@ -100,7 +100,7 @@ tf = pytest.importorskip("transformers")
 
 
 def test_the_scan_is_swapped_on_meta_only_and_restored():
-    from archbench.measure.selective_scan import SCAN, selective_scans
+    from archbench.models.selective_scan import SCAN, selective_scans
     from transformers.models.mamba import modeling_mamba
 
     config = tf.MambaConfig(hidden_size=32, num_hidden_layers=1, state_size=4, vocab_size=50)
@@ -115,7 +115,7 @@ def test_the_scan_is_swapped_on_meta_only_and_restored():
 
 
 def test_the_whole_sequence_scan_makes_the_shapes_of_the_loop():
-    from archbench.measure.selective_scan import _whole_sequence
+    from archbench.models.selective_scan import _whole_sequence
     from transformers.models.mamba.modeling_mamba import mamba_selective_scan
 
     b, d, t, n = 2, 6, 5, 3

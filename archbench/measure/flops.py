@@ -402,7 +402,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     from torch.utils.flop_counter import FlopCounterMode
 
     from archbench.measure import recurrent
-    from archbench.measure.selective_scan import selective_scans
+    from archbench.models.selective_scan import selective_scans
 
     calls = _AttentionCalls(attention_count)
     last = [0]  # the MACs of the product the ledger has just filed, read back by FlopCounterMode

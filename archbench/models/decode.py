@@ -50,7 +50,7 @@ def _hf_step(subject: Subject, model, cached: int):
     if getattr(model.config, "is_encoder_decoder", False):
         raise UserError(f"{subject.label}: --phase decode is built for decoder-only models; an encoder-decoder's "
                         "decode step is not supported yet")
-    from archbench.measure.selective_scan import selective_scans
+    from archbench.models.selective_scan import selective_scans
     from archbench.models.structure import meta_routing
 
     args, kwargs = subject.example_inputs()
