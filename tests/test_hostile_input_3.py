@@ -137,3 +137,95 @@ def test_a_machine_of_lists_or_objects_is_refused_when_read(tmp_path, env, comma
         ["compare", str(good), str(bad)]
     line = one_line(archbench(*args), 2)
     assert "envs.m1." in line and "must be a string, number, boolean or null" in line
+
+
+# --- nothing finished is lost, and an interrupted run resumes -------------------------------------------------
+
+def counting_suite(tmp_path: Path, n: int) -> Path:
+    """``n`` cases of counts (params, flops) on mlp:hidden=1..n: fast, and exact on every run."""
+    cases = "".join(f"  - {{id: c{i}, model: 'mlp:hidden={i + 1}', metrics: [params, flops]}}\n" for i in range(n))
+    path = tmp_path / "resume.yaml"
+    path.write_text(f"name: resume\ncases:\n{cases}")
+    return path
+
+
+def figures(document: RunDocument) -> dict[tuple, object]:
+    """The set of records as (case, metric, point) -> value."""
+    return {(r.case, r.metric, json.dumps(r.point, sort_keys=True)): r.value for r in document.records}
+
+
+def kill_after_records(args: list[str], journal: Path, records: int) -> None:
+    """Start ``archbench ARGS``, SIGKILL it once its journal holds ``records`` record lines."""
+    import signal
+    import time
+
+    earlier = journal.stat().st_ino if journal.exists() else None  # an earlier run's journal is not this one's
+    process = subprocess.Popen([sys.executable, "-m", "archbench", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run finished before it could be killed"
+        try:
+            if journal.stat().st_ino != earlier and journal.read_text().count('{"record"') >= records:
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def test_a_run_killed_at_a_random_point_resumes_to_what_an_uninterrupted_run_gives(tmp_path):
+    import random
+
+    from archbench.results.record import load_run
+
+    suite = counting_suite(tmp_path, 300)
+    whole = tmp_path / "whole.json"
+    assert archbench("run", str(suite), "--out", str(whole), "-f", "json").returncode == 0
+    out = tmp_path / "run.json"
+    journal = tmp_path / "run.json.partial.jsonl"
+    at = random.randint(1, 7 * 150)  # each case writes 7 records; kill within the first half of the suite
+    kill_after_records(["run", str(suite), "--out", str(out), "-f", "json"], journal, at)
+    killed = load_run(journal)
+    finished = killed.meta.get("finished_cases", [])
+    assert not out.exists() and len(killed.records) >= at, at
+    done = archbench("run", str(suite), "--out", str(out), "-f", "json", "--resume")
+    assert done.returncode == 0, done.stderr
+    kept = tmp_path / "run.json.partial.1.jsonl"
+    assert f"resuming: {len(finished)} of 300 cases finished in {kept}" in done.stderr
+    assert kept.is_file() and not journal.exists()  # the journal resumed from is kept, never deleted
+    resumed, reference = load_run(out), load_run(whole)
+    assert resumed.meta["complete"] is True
+    assert len(resumed.records) == len(reference.records) == 300 * 7
+    assert figures(resumed) == figures(reference)
+    assert [r.case for r in resumed.records] == [r.case for r in reference.records]
+
+
+def test_a_second_run_keeps_the_earlier_journal_aside(tmp_path):
+    from archbench.results.record import load_run
+
+    suite = counting_suite(tmp_path, 300)
+    out = tmp_path / "run.json"
+    journal = tmp_path / "run.json.partial.jsonl"
+    kill_after_records(["run", str(suite), "--out", str(out), "-f", "json"], journal, 20)
+    first = journal.read_bytes()
+    kill_after_records(["run", str(suite), "--out", str(out), "-f", "json"], journal, 30)
+    assert (tmp_path / "run.json.partial.1.jsonl").read_bytes() == first  # kept as it was
+    second = journal.read_bytes()
+    small = write(tmp_path / "small.yaml", "name: resume\ncases:\n  - {id: c0, model: 'mlp:hidden=1', metrics: [params]}\n")
+    done = archbench("run", str(small), "--out", str(out), "-f", "json")
+    assert done.returncode == 0 and "is kept as" in done.stderr
+    assert (tmp_path / "run.json.partial.1.jsonl").read_bytes() == first
+    assert (tmp_path / "run.json.partial.2.jsonl").read_bytes() == second
+    assert len(load_run(tmp_path / "run.json.partial.2.jsonl").records) >= 30
+
+
+def test_resume_refuses_the_journal_of_another_suite_version(tmp_path):
+    suite = counting_suite(tmp_path, 300)
+    out = tmp_path / "run.json"
+    kill_after_records(["run", str(suite), "--out", str(out), "-f", "json"], tmp_path / "run.json.partial.jsonl", 5)
+    other = counting_suite(tmp_path, 3)
+    line = one_line(archbench("run", str(other), "--out", str(out), "--resume"), 2)
+    assert "cannot resume from" in line and "suite_digest" in line
+    assert (tmp_path / "run.json.partial.jsonl").is_file()

@@ -86,8 +86,11 @@ class RayCluster:
                     progress(len(cases) - len(pending), len(cases), f"{len(pending)} cases on Ray")
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
                 for ref in ready:
-                    writer.add(*self._collect(ref, pending.pop(ref), writer))
-        order = {case.id: i for i, case in enumerate(cases)}
+                    case = pending.pop(ref)
+                    writer.add(*self._collect(ref, case, writer))
+                    writer.case_done(case.id)
+        ids = [case["id"] for case in writer.document.meta.get("cases", [])] or [case.id for case in cases]
+        order = {case_id: i for i, case_id in enumerate(ids)}  # the suite's order, resumed cases included
         writer.document.records.sort(key=lambda record: order.get(record.case, len(order)))
         writer.document.meta["complete"] = True
         writer.finish()
@@ -105,6 +108,7 @@ class RayCluster:
             resources = case_resources(case, node_cpus)
             if resources.get("num_gpus", 0) > gpus:
                 writer.add(*lost_case_records(case, "the Ray cluster has no GPU for this CUDA case"))
+                writer.case_done(case.id)
                 continue
             ref = task.options(**resources, max_retries=1, retry_exceptions=False).remote(
                 case, defaults, resources["num_cpus"])

@@ -110,7 +110,7 @@ def check_header(data: Any, where: str) -> None:
             raise UserError(f"{where}: meta.cases {i} ({case['id']!r}): 'sweep' must be an object with an 'axis' string")
     if meta.get("sweep") is not None and not _is_sweep(meta["sweep"]):
         raise UserError(f"{where}: field 'meta.sweep' must be an object with an 'axis' string")
-    for name in ("suite_case_ids", "merged_from"):
+    for name in ("suite_case_ids", "merged_from", "finished_cases"):
         _check_meta_field(meta, name, where, "an array of strings",
                           lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
     _check_meta_field(meta, "shard_envs", where, "an array of objects",
