@@ -229,3 +229,94 @@ def test_resume_refuses_the_journal_of_another_suite_version(tmp_path):
     line = one_line(archbench("run", str(other), "--out", str(out), "--resume"), 2)
     assert "cannot resume from" in line and "suite_digest" in line
     assert (tmp_path / "run.json.partial.jsonl").is_file()
+
+
+# --- input errors that were internal errors -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("shape", "fragment"), [
+    ("3x32x32", "Given groups=1, weight of size [6, 1, 5, 5], expected input[1, 3, 32, 32] to have 1 channels"),
+    ("1x2x2", "Kernel size can't be greater than actual input size"),
+])
+def test_a_registry_model_fed_an_input_it_refuses_is_one_line(shape, fragment):
+    line = one_line(archbench("flops", "lenet5", "--input", shape), 2)
+    assert line.startswith(f"error: lenet5: its forward failed at batch=1, input={shape}: RuntimeError: ")
+    assert fragment in line
+
+
+def test_only_an_exception_torch_raised_in_a_forward_is_the_models():
+    import torch
+    from torch import nn
+
+    from archbench.measure.run import raised_in_forward
+
+    class Refuses(nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.conv2d(x, torch.zeros(1, 2, 3, 3))
+
+    try:
+        Refuses()(torch.zeros(1, 1, 4, 4))
+    except RuntimeError as exc:
+        assert raised_in_forward(exc)
+    assert not raised_in_forward(ValueError("not from a forward"))
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ('{"model_type": "gpt2", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deep"),
+    ('{"model_type": "gpt2", "x": ' + "{\"a\": " * 100 + "1" + "}" * 100 + "}", "nested deeper than 64 levels"),
+    ('{"model_type": "gpt2", "n_layer": ' + "9" * 5000 + "}", "an integer too long"),
+])
+def test_a_hostile_config_json_is_one_line(tmp_path, text, fragment):
+    from archbench.models import resolve
+
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(UserError, match=fragment):
+        resolve(f"hf:{tmp_path / 'config.json'}").build()
+
+
+def test_a_5000_digit_integer_in_a_run_document_or_a_journal_is_one_line(tmp_path):
+    from archbench.results.record import load_run
+
+    record = '{"model": "m", "metric": "params", "value": ' + "9" * 5000 + ', "unit": "count"}'
+    (tmp_path / "run.json").write_text('{"schema_version": 1, "env": {}, "meta": {}, "records": [' + record + "]}")
+    with pytest.raises(UserError, match="run.json: holds an integer too long"):
+        load_run(tmp_path / "run.json")
+    journal = tmp_path / "x.json.partial.jsonl"
+    journal.write_text('{"run": {"schema_version": 1, "env": {}, "meta": {}}}\n{"record": ' + record + "}\n")
+    with pytest.raises(UserError, match="line 2 holds an integer too long"):
+        load_run(journal)
+
+
+def test_a_vocabulary_of_no_tokens_is_one_line():
+    from archbench.models.subject import InputSpec, make_inputs
+
+    with pytest.raises(UserError, match="a vocabulary of 0 tokens has no token ids to draw"):
+        make_inputs(InputSpec("tokens", (8,), extra={"vocab": 0}), 1, "cpu")
+    with pytest.raises(UserError, match="an input of shape 1x0x224x224 holds nothing"):
+        make_inputs(InputSpec("image", (0, 224, 224)), 1, "cpu")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('head: "yes"', "cases[0].head: expected one of true, false, got 'yes'"),
+    ("head: null", "cases[0].head: expected one of true, false, got None"),
+    ("head: 1", "cases[0].head: expected one of true, false, got 1"),
+    ("phase: 3", "cases[0].phase: expected one of prefill, decode, got 3"),
+    ("attention_count: true", "cases[0].attention_count: expected one of full, causal, got True"),
+    ("dtype: null", "cases[0].dtype: expected one of"),
+    ("input: {a: 1}", "cases[0].input: expected a single value, got a mapping"),
+    ("batch: " + "9" * 5000, "cases[0].batch: a number of 5,000 characters is too long"),
+])
+def test_every_suite_field_is_typed(tmp_path, line, message):
+    from archbench.suite import load_suite
+
+    path = write(tmp_path / "s.yaml", f"cases:\n  - model: lenet5\n    metrics: [params]\n    {line}\n")
+    with pytest.raises(UserError) as raised:
+        load_suite(path)
+    assert str(raised.value) == f"{path}:4: {message}" or str(raised.value).startswith(f"{path}:4: {message}")
+
+
+def test_a_suite_description_is_a_string(tmp_path):
+    from archbench.suite import load_suite
+
+    path = write(tmp_path / "s.yaml", "description: {a: 1}\ncases:\n  - {model: lenet5, metrics: [params]}\n")
+    with pytest.raises(UserError, match="description: expected a single value, got a mapping"):
+        load_suite(path)

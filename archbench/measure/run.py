@@ -95,8 +95,27 @@ def _measure_group(group: str, builds: _Builds, settings: Settings, earlier: lis
         raise
     except Exception as exc:  # an op that breaks, out of memory, a model too big: a row, and the rest go on
         if failures == "raise":
+            if raised_in_forward(exc):  # an input the model refuses (channels, smaller than its kernels)
+                point = ", ".join(f"{k}={v}" for k, v in builds.recipe.known_point().items())
+                raise UserError(f"{builds.recipe.spec}: its forward failed at {point}: {describe_error(exc)}") from None
             raise
         return [failure_record(builds.recipe, group, exc)]
+
+
+def raised_in_forward(exc: BaseException) -> bool:
+    """Whether torch raised ``exc`` inside a module's ``forward`` (the model refused its input), not archbench."""
+    import os
+    import traceback
+
+    from torch import nn
+
+    import archbench
+
+    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    if not frames or frames[-1].f_code.co_filename.startswith(os.path.dirname(archbench.__file__)):
+        return False
+    return any(frame.f_code.co_name == "forward" and isinstance(frame.f_locals.get("self"), nn.Module)
+               for frame in frames)
 
 
 def failure_record(recipe: Recipe, group: str, exc: BaseException | str) -> Record:
