@@ -320,3 +320,77 @@ def test_a_suite_description_is_a_string(tmp_path):
     path = write(tmp_path / "s.yaml", "description: {a: 1}\ncases:\n  - {model: lenet5, metrics: [params]}\n")
     with pytest.raises(UserError, match="description: expected a single value, got a mapping"):
         load_suite(path)
+
+
+# --- the machine's state: a full disk, no temporary folder ----------------------------------------------------
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [("params", "lenet5"), ("params", "lenet5", "-f", "json"), ("list",)])
+def test_stdout_on_a_full_device_is_a_machine_error(args):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "archbench", *args], stdout=full, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert one_line(done, 1) == "error: cannot write the output: No space left on device"
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A full 256 KiB tmpfs holding a previous good ``run.json`` (root and mount needed), else skip."""
+    point = tmp_path / "mnt"
+    point.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(point)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount for a tmpfs")
+    (point / "run.json").write_text("previous good run\n")
+    with open(point / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError:
+            pass
+    yield point
+    subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_a_full_disk_under_the_out_of_run_scaling_and_merge_is_a_machine_error(tmp_path, full_disk):
+    suite = write(tmp_path / "tiny.yaml", TINY_SUITE.replace("latency]", "]"))
+    shards = []
+    for i in (1, 2):
+        shards.append(str(tmp_path / f"shard{i}.json"))
+        assert archbench("run", str(suite), "--shard", f"{i}/2", "--out", shards[-1], "-f", "json").returncode == 0
+    out = full_disk / "run.json"
+    for args in (["run", str(suite)], ["scaling", "-m", "lstm", "--seq", "8..16", "--points", "2"], ["merge", *shards]):
+        line = one_line(archbench(*args, "--out", str(out), "-f", "json") if args[0] != "merge" else
+                        archbench(*args, "--out", str(out)), 1)
+        assert line.startswith(f"error: cannot write {out}") and line.endswith("No space left on device"), args
+        assert out.read_text() == "previous good run\n"
+        assert not out.with_name("run.json.lock").exists()
+
+
+def test_the_lock_on_a_full_disk_is_a_machine_error(tmp_path, monkeypatch):
+    import errno
+
+    from archbench.errors import MachineError
+    from archbench.results.journal import OutputLock
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "ftruncate", no_space)
+    with pytest.raises(MachineError, match=r"cannot write .*run.json.lock: No space left on device"):
+        OutputLock(tmp_path / "run.json")
+    monkeypatch.undo()
+    OutputLock(tmp_path / "run.json").release()  # the failed one let go of its lock
+
+
+def test_the_internal_error_log_never_raises(monkeypatch, tmp_path):
+    import tempfile
+
+    from archbench.cli.common import write_traceback
+
+    def no_temporary_folder():
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setenv("XDG_STATE_HOME", "/proc/no-such-place")
+    monkeypatch.setattr(tempfile, "gettempdir", no_temporary_folder)
+    assert write_traceback("Traceback ...") == "no log file: none could be written; rerun with --debug"

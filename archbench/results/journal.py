@@ -69,8 +69,12 @@ class OutputLock:
                 self.fd = fd
             else:  # the previous holder removed the file between our open and our lock: lock the new one
                 os.close(fd)
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: release the lock and say so
+            self.release()
+            raise output_error(self.path, exc) from None
 
     def _open(self) -> int:
         try:
