@@ -394,3 +394,45 @@ def test_the_internal_error_log_never_raises(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_STATE_HOME", "/proc/no-such-place")
     monkeypatch.setattr(tempfile, "gettempdir", no_temporary_folder)
     assert write_traceback("Traceback ...") == "no log file: none could be written; rerun with --debug"
+
+
+# --- hangs ------------------------------------------------------------------------------------------------
+
+SLEEPY = """
+    import time
+
+    import torch
+    from torch import nn
+
+
+    class Sleepy(nn.Module):
+        def forward(self, x):
+            time.sleep(600)
+            return x
+
+
+    def build():
+        return Sleepy(), torch.zeros(1, 4)
+"""
+
+
+def test_a_forward_that_sleeps_for_minutes_is_a_latency_error_row(tmp_path):
+    import time
+
+    from archbench.measure.run import Settings, measure
+
+    path = write(tmp_path / "sleepy.py", SLEEPY)
+    start = time.monotonic()
+    (record,) = measure(f"{path}:build", ["latency"], Settings(min_time=0.01, timeout_s=1.0))
+    assert time.monotonic() - start < 30
+    assert record.metric == "latency_s" and record.value is None
+    assert record.error == "TimingTimeout: timed out after 1 s (the limit of --timeout-s / timeout_s)"
+
+
+def test_the_latency_command_takes_a_timeout(tmp_path):
+    path = write(tmp_path / "sleepy.py", SLEEPY)
+    done = archbench("latency", f"{path}:build", "--timeout-s", "2", "--min-time", "0.01", "-f", "json", timeout=90)
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads(done.stdout)["records"]
+    assert record["error"] == "TimingTimeout: timed out after 2 s (the limit of --timeout-s / timeout_s)"
+    assert one_line(archbench("latency", "mlp", "--timeout-s", "0"), 2).startswith("error: --timeout-s must be positive")

@@ -42,7 +42,7 @@ class Settings:
     min_time: float = 1.0  # latency: seconds of timed calls
     compile: bool = False  # latency: torch.compile first
     peak: bool = True  # latency: attach the fraction of the measured matmul peak
-    timeout_s: float | None = None  # memory: seconds for the fresh process
+    timeout_s: float | None = None  # memory: seconds for the fresh process; latency: seconds of timing
     engine: str = "auto"  # flops: auto, fvcore or dispatch
     counting_device: str = "auto"  # flops: auto, cpu, meta or cuda
     backward: bool = False  # flops: forward + backward of one training step
@@ -140,7 +140,15 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
         raise UserError(f"unknown attention count {settings.attention_count!r}; expected full or causal")
     meta = recipe.build("meta")
     if set(groups) & {"latency", "memory"}:
-        check_inputs_fit(meta, settings.device)
+        from archbench.measure.latency import DEFAULT_TIMEOUT_S, TimingTimeout, deadline
+
+        seconds = settings.timeout_s or DEFAULT_TIMEOUT_S
+        try:
+            with deadline(seconds):  # a meta forward sizes the largest tensor: one that hangs is refused
+                check_inputs_fit(meta, settings.device)
+        except TimingTimeout:
+            raise UserError(f"{meta.label}: one forward on the meta device did not finish within {seconds:g} s "
+                            "(the limit of --timeout-s)") from None
     return meta
 
 
@@ -212,10 +220,13 @@ def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[st
     rows are missing visibly; ops without a formula make achieved FLOP/s a lower bound.
     """
     from archbench.measure.flops import count_flops
+    from archbench.measure.latency import TimingTimeout
 
     try:
         count = count_flops(_counting_subject(builds, replace(settings, backward=False)),
                             attention_count=settings.attention_count)
+    except TimingTimeout:  # the latency's time is up: that is its answer
+        raise
     except Exception as exc:  # an op the counter cannot trace: the latency still stands
         return None, [f"MACs not counted ({describe_error(exc)}): no achieved FLOP/s"]
     if count.significant_uncounted:
@@ -225,6 +236,13 @@ def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[st
 
 
 def _latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+    from archbench.measure.latency import DEFAULT_TIMEOUT_S, deadline
+
+    with deadline(settings.timeout_s or DEFAULT_TIMEOUT_S):  # a forward that hangs: an error row
+        return _timed_latency(builds, settings, earlier)
+
+
+def _timed_latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None
