@@ -436,3 +436,24 @@ def test_the_latency_command_takes_a_timeout(tmp_path):
     (record,) = json.loads(done.stdout)["records"]
     assert record["error"] == "TimingTimeout: timed out after 2 s (the limit of --timeout-s / timeout_s)"
     assert one_line(archbench("latency", "mlp", "--timeout-s", "0"), 2).startswith("error: --timeout-s must be positive")
+
+
+def test_a_ray_address_where_nothing_listens_is_refused_within_15_s(tmp_path):
+    pytest.importorskip("ray")
+    import time
+
+    suite = write(tmp_path / "tiny.yaml", TINY_SUITE)
+    start = time.monotonic()
+    done = archbench("run", str(suite), "--executor", "ray", "--address", "127.0.0.1:1", "--out",
+                     str(tmp_path / "run.json"), timeout=60)
+    assert time.monotonic() - start < 15
+    assert one_line(done, 2) == "error: cannot reach the Ray cluster at 127.0.0.1:1: Connection refused"
+
+
+def test_a_ray_client_address_without_the_client_says_how_to_install_it(monkeypatch):
+    pytest.importorskip("ray")
+    from archbench.executors.ray_executor import check_reachable
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # not installed
+    with pytest.raises(UserError, match=r"a ray:// address needs Ray's client.*pip install 'ray\[client\]'"):
+        check_reachable("ray://head:10001")

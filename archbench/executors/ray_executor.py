@@ -49,20 +49,67 @@ def ray_cluster(address: str | None) -> Iterator["RayCluster"]:
     ray = import_ray()
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address:
+        check_reachable(address)
         target = address
     else:  # a cluster of this machine alone, never one that RAY_ADDRESS may name
         target = "local"
         options["num_cpus"] = cpu_count()
-    try:
-        ray.init(address=target, **options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        from archbench.errors import describe_error
+    with _sigterm_as_interrupt():
+        try:
+            ray.init(address=target, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            from archbench.errors import describe_error
 
-        raise UserError(f"cannot start or reach the Ray cluster at {target}: {describe_error(exc)}") from None
+            raise UserError(f"cannot start or reach the Ray cluster at {target}: {describe_error(exc)}") from None
+        try:
+            yield RayCluster(ray)
+        finally:
+            ray.shutdown()
+
+
+REACH_TIMEOUT_S = 5.0
+"""How long to wait for a cluster's address to answer before refusing it (ray.init would wait for minutes)."""
+
+
+def check_reachable(address: str) -> None:
+    """UserError, within :data:`REACH_TIMEOUT_S`, when nothing answers at ``address``'s host and port, or when a
+    ``ray://`` address lacks Ray's client (``ray[client]``)."""
+    import socket
+
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (what ray[client] adds to ray)
+        except ImportError:
+            raise UserError(f"a ray:// address needs Ray's client, which is not installed: "
+                            "pip install 'ray[client]'") from None
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    if not colon or not port.isdigit():
+        return  # "auto", a bare host: ray.init says what is wrong
     try:
-        yield RayCluster(ray)
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UserError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what CI's timeout sends) stops the run as Ctrl-C does: journal kept, the Ray job ended."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
     finally:
-        ray.shutdown()
+        signal.signal(signal.SIGTERM, previous)
 
 
 class RayCluster:
