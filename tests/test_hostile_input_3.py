@@ -457,3 +457,23 @@ def test_a_ray_client_address_without_the_client_says_how_to_install_it(monkeypa
     monkeypatch.setitem(sys.modules, "grpc", None)  # not installed
     with pytest.raises(UserError, match=r"a ray:// address needs Ray's client.*pip install 'ray\[client\]'"):
         check_reachable("ray://head:10001")
+
+
+# --- a sweep with a point that cannot fit ---------------------------------------------------------------------
+
+def test_a_sweep_measures_the_points_that_fit_and_gives_the_other_an_error_row(tmp_path, monkeypatch):
+    """transformer:layers=2 at T=32,768 makes a batch x heads x T x T float32 score tensor:
+    1 x 8 x 32768² x 4 bytes = 34,359,738,368 bytes; on a machine offering 1 GiB it cannot fit, T=64 and 128 can."""
+    from archbench.measure import memory
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device: 2**30)
+    from archbench.measure.run import Settings
+    from archbench.measure.scaling import run_sweep
+
+    records = run_sweep(["transformer:layers=2"], [64, 128, 32768], ["latency"], axis="seq",
+                        settings=Settings(min_time=0.01))
+    latency = {r.point["seq"]: r for r in records if r.metric == "latency_s"}
+    assert latency[64].value > 0 and latency[128].value > 0
+    assert latency[32768].value is None
+    assert "one forward makes a 34,359,738,368-byte tensor" in latency[32768].error
+    assert "refused before allocating" in latency[32768].error

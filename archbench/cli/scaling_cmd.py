@@ -74,9 +74,9 @@ def scaling_command(
                         attention_count=attention_count)
     plan = plan_points(model, values, axis, template=template)  # every spec checked before anything is measured
     for point in plan[0]:
-        preflight(point.recipe, [m for m in metrics if m != "latency"] or ["flops"], settings)
-    for point in plan[-1]:
-        preflight(point.recipe, metrics, settings)  # the largest point must fit where it runs
+        preflight(point.recipe, metrics, settings)  # the smallest point must fit where it runs
+    for point in plan[-1]:  # a larger point that cannot fit is its own error row
+        preflight(point.recipe, [m for m in metrics if m not in ("latency", "memory")] or ["flops"], settings)
     _run(model, values, metrics, axis, template, settings, plot, fmt, out)
 
 

@@ -245,6 +245,7 @@ def _latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list
 def _timed_latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
+    check_inputs_fit(builds.on("meta"), settings.device)  # a point of a sweep that cannot fit: its error row
     macs = next((r.value for r in earlier if r.metric == "macs" and r.error is None
                  and not {"module", "operator"} & set(r.point)), None)
     mac_warnings: list[str] = []
@@ -273,6 +274,7 @@ def _peak(settings: Settings) -> tuple[float | None, list[str]]:
 def _memory(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.memory import measure_memory
 
+    check_inputs_fit(builds.on("meta"), settings.device)
     return measure_memory(builds.recipe, device=settings.device, timeout_s=settings.timeout_s, meta=builds.on("meta"))
 
 
