@@ -477,3 +477,62 @@ def test_a_sweep_measures_the_points_that_fit_and_gives_the_other_an_error_row(t
     assert latency[32768].value is None
     assert "one forward makes a 34,359,738,368-byte tensor" in latency[32768].error
     assert "refused before allocating" in latency[32768].error
+
+
+# --- a verdict must not flip with the machine's load --------------------------------------------------------
+
+SEQ = [256, 512, 1024, 2048]
+
+
+def quadratic_samples(spread: float, n: int = 30) -> list[list[float]]:
+    """Per-point samples of a time ∝ T² (1 ms at T=256), each spread uniformly ±``spread`` around it."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    return [list(1e-3 * (t / 256) ** 2 * (1 + spread * rng.uniform(-1, 1, n))) for t in SEQ]
+
+
+def test_a_tight_spread_gives_a_narrow_exponent_interval_around_the_fit():
+    from archbench.claims.uncertainty import exponent_interval
+
+    low, high = exponent_interval(SEQ, quadratic_samples(0.01))
+    assert low < 2.0 < high and high - low < 0.02  # ±1 % per sample over a ×8 range: slope 2 ± log(1.02)/log(8)
+
+
+def test_a_wide_spread_leaves_a_timing_check_inconclusive_and_a_tight_one_decided():
+    """The C13 rule: a quadratic model's exponent must exceed a linear one's (1.0) by 0.5 (here: exponent > 1.5).
+    With samples spread ±95 % the median of a point can move by a large factor, and the interval straddles 1.5."""
+    from archbench.claims.checks import HOLDS, INCONCLUSIVE, run_check, verdict
+    from archbench.claims.uncertainty import exponent_interval
+
+    check = {"kind": "true", "says": "quadratic", "figure": "s.latency_s_exponent.tf > 1.5"}
+    for spread, status in ((0.01, HOLDS), (0.95, INCONCLUSIVE)):
+        samples = quadratic_samples(spread, n=3)
+        interval = exponent_interval(SEQ, samples)
+        figures = {"s.latency_s_exponent.tf": 2.0}
+        result = run_check(check, figures, {"s.latency_s_exponent.tf": interval})
+        assert result.status == status, (spread, interval)
+        assert verdict([result]) == status
+    assert result.passed is None and result.note.startswith("inconclusive (timing too noisy: s.latency_s_exponent.tf in [")
+    assert result.note.endswith("rerun with a larger --min-time")
+
+
+def test_count_checks_are_unaffected_by_timing_intervals():
+    from archbench.claims.checks import HOLDS, REFUTED, run_check
+
+    check = {"kind": "true", "says": "counts", "figure": "m.macs.tf > 100"}
+    intervals = {"s.latency_s_exponent.tf": (0.5, 3.0)}
+    assert run_check(check, {"m.macs.tf": 200}, intervals).status == HOLDS
+    assert run_check(check, {"m.macs.tf": 50}, intervals).status == REFUTED
+
+
+def test_the_report_counts_the_inconclusive_checks_and_suggests_a_longer_min_time():
+    from archbench.claims.checks import CheckResult
+    from archbench.claims.report import inconclusive_note
+
+    class Outcome:
+        checks = [CheckResult("a", None, "inconclusive", ""), CheckResult("b", True, "holds", "")]
+
+    (_, line) = inconclusive_note([Outcome(), Outcome()])
+    assert line.startswith("2 checks inconclusive") and "larger `--min-time`" in line
+    assert inconclusive_note([]) == []
