@@ -7,7 +7,9 @@ The Python API is the code the command line runs::
     flops = archbench.count_flops(model, inputs)              # .macs .flops (= 2 x macs) .other_flops .uncounted
     records = archbench.measure_latency(model, inputs)        # latency_s (raw samples in details), throughput
     records = archbench.measure_memory("my_net.py:build", input_shape=(3, 224, 224))  # rebuilt in a fresh process
+    records = archbench.roofline(model, inputs, hardware="h100-sxm")  # predicted time from FLOPs and bytes moved
     subject = archbench.build("hf:llama:num_hidden_layers=2", seq=128, device="meta")  # any model argument
+    print(archbench.summary(model, inputs))                   # one tree: type, output, params, MACs, share
 
 ``inputs`` is a tensor, a tuple of positional inputs or a dict of keyword inputs. Importing
 archbench does not import torch; each function does when first called.
@@ -21,10 +23,12 @@ _API = {
     "count_flops": ("archbench.measure.flops", "count_flops"),
     "measure_latency": ("archbench.measure.latency", "measure_latency"),
     "measure_memory": ("archbench.measure.memory", "measure_memory"),
+    "roofline": ("archbench.measure.roofline", "roofline"),
     "measure_model": ("archbench.measure.run", "measure"),  # not "measure": that is the subpackage
     "Settings": ("archbench.measure.run", "Settings"),
     "Recipe": ("archbench.models.subject", "Recipe"),
     "Subject": ("archbench.models.subject", "Subject"),
+    "summary": ("archbench.measure.summary", "summary"),
 }
 
 __all__ = sorted(_API)

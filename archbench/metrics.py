@@ -9,7 +9,7 @@ or a metric kind anywhere else. Kinds:
 - ``memory``: measured bytes, noisy but without samples: compared against a threshold.
 
 Sweep results are named after the metric they fit: ``<metric>_exponent``,
-``<metric>_local_exponent`` (no unit) and ``<metric>_crossover`` (the axis unit); their kind
+``<metric>_local_exponent`` (no unit) and ``<metric>_crossover`` (the unit of the swept axis); their kind
 is the kind of the metric they fit, so a latency exponent is noisy and a MAC exponent exact.
 """
 
@@ -38,8 +38,8 @@ class Metric:
         return self.kind in ("count", "analytic")
 
 
-UNITS = ("count", "MAC", "FLOP", "s", "items/s", "FLOP/s", "fraction", "bytes", "x", "log10", "tokens", "items",
-         "pixels", "")
+UNITS = ("count", "MAC", "FLOP", "s", "items/s", "tokens/s", "FLOP/s", "FLOP/byte", "fraction", "bytes", "x", "log10",
+         "tokens", "items", "pixels", "steps", "norm", "layers", "")
 """Every unit archbench writes. ``""`` is a pure number (an exponent, a flag, a shape)."""
 
 _TABLE = (
@@ -54,6 +54,14 @@ _TABLE = (
     Metric("macs", "MAC", "count", "lower", "multiply-accumulates"),
     Metric("flops", "FLOP", "count", "lower", "2 x macs"),
     Metric("other_flops", "FLOP", "count", "lower", "bias, normalisation, softmax, activation, elementwise"),
+    Metric("bytes_moved", "bytes", "count", "lower",
+           "bytes every op reads and writes: each tensor once at its dtype's size, views 0, fused kernels their own"),
+    Metric("arithmetic_intensity", "FLOP/byte", "analytic", None, "(2 x macs + other_flops) / bytes_moved"),
+    Metric("predicted_latency_s", "s", "analytic", "lower",
+           "roofline: the sum over op calls of max(FLOPs / peak, bytes / bandwidth) on a listed machine"),
+    Metric("predicted_items_s", "items/s", "analytic", "higher", "batch / predicted_latency_s"),
+    Metric("predicted_tokens_s", "tokens/s", "analytic", "higher", "decode: batch tokens / predicted_latency_s"),
+    Metric("roofline_ratio", "x", "timing", None, "measured latency_s / predicted_latency_s on this-cpu"),
     Metric("attention_share", "fraction", "analytic", None, "share of macs in attention's score and value products"),
     Metric("attention_half_length", "tokens", "analytic", None,
            "sequence length from which attention's share of macs passes one half (interpolated in log T)"),
@@ -66,6 +74,10 @@ _TABLE = (
     Metric("weights_bytes", "bytes", "analytic", "lower", "(parameters + buffers) x element size"),
     Metric("score_matrix_bytes", "bytes", "analytic", "lower", "one layer's attention scores: batch x heads x T^2"),
     Metric("kv_cache_bytes", "bytes", "analytic", "lower", "2 x layers x kv_heads x head_dim x T x element size x batch"),
+    # the claims' own figures
+    Metric("grad_norm", "norm", "analytic", None, "norm of the gradient reaching each step or layer (claims)"),
+    Metric("steps", "steps", "analytic", None, "recurrent steps back-propagated through (claims)"),
+    Metric("depths", "layers", "analytic", None, "depths of a layer stack (claims)"),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in _TABLE}
 
@@ -75,22 +87,23 @@ AXIS_UNITS = {"seq": "tokens", "batch": "items", "resolution": "pixels"}
 _DERIVED_SUFFIXES = ("_local_exponent", "_exponent", "_crossover")
 
 
-def metric(name: str) -> Metric:
-    """The table's entry for ``name``, sweep results included; KeyError for a name that is in no table."""
+def metric(name: str, axis: str = "seq") -> Metric:
+    """The table's entry for ``name``, sweep results included (a crossover is a value of the swept ``axis``);
+    KeyError for a name that is in no table."""
     if name in METRICS:
         return METRICS[name]
     for suffix in _DERIVED_SUFFIXES:
         if name.endswith(suffix) and name[: -len(suffix)] in METRICS:
             base = METRICS[name[: -len(suffix)]]
             kind: Kind = "analytic" if base.deterministic else base.kind
-            unit = "" if suffix != "_crossover" else "tokens"  # the crossover's real unit is its axis's
+            unit = "" if suffix != "_crossover" else AXIS_UNITS[axis]
             return Metric(name, unit, kind, None, f"{suffix[1:].replace('_', ' ')} of {base.name}")
     raise KeyError(name)
 
 
-def unit_of(name: str) -> str:
-    """The unit records of ``name`` carry."""
-    return metric(name).unit
+def unit_of(name: str, axis: str = "seq") -> str:
+    """The unit records of ``name`` carry (a crossover's: the unit of the swept ``axis``)."""
+    return metric(name, axis).unit
 
 
 def kind_of(name: str) -> Kind:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from archbench.results.record import Record, RunDocument, RunWriter
-from archbench.suite import Case, Settings, Suite
+from archbench.suite import Case, CaseSettings, Suite
 
 
 def new_run_document(suite: Suite, cases: tuple[Case, ...], shard: tuple[int, int] | None) -> RunDocument:
@@ -68,7 +68,7 @@ def resume_from(document: RunDocument, out: str) -> tuple[str, ...]:
     return finished
 
 
-def machine_env(defaults: Settings) -> dict[str, Any]:
+def machine_env(defaults: CaseSettings) -> dict[str, Any]:
     """The environment of this machine as a suite with ``defaults`` runs on it (device, dtype, threads)."""
     from archbench.results.env import collect_env
 
@@ -101,21 +101,16 @@ def run_cases(cases: tuple[Case, ...], writer: RunWriter,
 def run_case(case: Case, writer: RunWriter, env: str | None = None) -> None:
     """Measure one case's metrics (or its sweep) through the one measurement path, each record tagged with the
     case id and ``env``, the id of this machine among the document's ``envs``."""
-    from archbench.measure.run import failure_record
+    from archbench.measure.run import measure_group
 
     tagged = _CaseWriter(writer, case.id, env)
     if case.sweep:
         _run_sweep(case, tagged)
         return
     earlier: list[Record] = []
-    for metric in case.metrics:
-        try:
-            records = _MEASURERS[metric](case, earlier)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # one failed metric is one row; the other metrics and cases go on
-            records = [failure_record(case_recipe(case), metric, exc)]
-            records[0].point = dict(case.point)
+    recipe, settings = case_recipe(case), case_settings(case)
+    for metric in case.metrics:  # one failed metric is one row; the other metrics and cases go on
+        records = measure_group(metric, recipe, settings, earlier)
         earlier.extend(records)
         tagged.add(*records)
 
@@ -134,20 +129,7 @@ def case_settings(case: Case):
 
     s = case.settings
     return Settings(device=s.device, dtype=s.dtype, threads=s.threads, min_time=s.min_time, timeout_s=s.timeout_s,
-                    attention_count=s.attention_count)
-
-
-def _case_measurer(metric: str) -> Callable[[Case, list], list[Record]]:
-    def measure_case(case: Case, earlier: list[Record]) -> list[Record]:
-        from archbench.measure.run import measure
-
-        return measure(case_recipe(case), [metric], case_settings(case), earlier)
-
-    return measure_case
-
-
-_MEASURERS = {metric: _case_measurer(metric) for metric in ("params", "flops", "latency", "memory")}
-"""Suite metric -> measurer(case, records of the case so far): the one path of :mod:`archbench.measure.run`."""
+                    attention_count=s.attention_count, hardware=s.hardware)
 
 
 class _CaseWriter:

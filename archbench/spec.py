@@ -22,7 +22,7 @@ PREFIXED_SOURCES = ("hf", "timm")
 class ModelSpec:
     """A model argument: where the model comes from, its name there, and the raw option strings.
 
-    ``source`` is ``registry`` (``resnet50``), ``python`` (``my_net.py:build`` or
+    ``source`` is ``registry`` (``resnet50``), ``python`` (``my_net.py:build``, ``mymodels:build`` or
     ``package.module:Factory``), ``hf`` (``hf:llama``, ``hf:path/config.json``) or ``timm``
     (``timm:convnext_tiny``). Options come after the last ``:`` as ``key=value,...``.
     """
@@ -55,11 +55,7 @@ def parse_model_spec(text: str) -> ModelSpec:
     if not all(parts):
         what = "model name" if source == "registry" else f"{source}: name"
         raise UserError(f"empty {what} in {whole!r}")
-    if len(parts) == 2 and source == "registry":
-        target = parts[0]
-        if not (target.endswith(".py") or "/" in target or "." in target):  # lstm:hidden is a malformed option
-            raise UserError(f"malformed option {parts[1][:80]!r} in {whole[:120]!r}: expected key=value (a model in "
-                            "your code is named file.py:ATTR or package.module:ATTR)")
+    if len(parts) == 2 and source == "registry":  # FILE.py:ATTR or MODULE:ATTR (lstm:hidden: see python_source)
         source = "python"
     elif len(parts) > 1:
         raise UserError(f"malformed model {whole!r}: expected NAME, FILE.py:ATTR or MODULE:ATTR, "

@@ -29,16 +29,12 @@ from typing import Any
 
 from archbench.errors import UserError
 
-METRICS = ("params", "flops", "latency", "memory")
-"""What a plain case can measure."""
-SWEEP_METRICS = ("flops", "latency", "memory")
-"""What a sweep case can measure at each point (params do not depend on the swept axis)."""
 SWEEP_AXES = ("seq", "batch", "resolution")
 DEVICES = ("cpu", "meta", "cuda")
 
 
 @dataclass(frozen=True)
-class Settings:
+class CaseSettings:
     """How cases run: the suite's ``defaults``, which each case may override."""
 
     device: str = "cpu"
@@ -50,6 +46,7 @@ class Settings:
     phase: str = "prefill"  # prefill, or decode: one new token after a KV cache of seq tokens
     attention_count: str = "full"  # full, or causal: only the query-key pairs a mask keeps
     head: bool = False  # Hugging Face models: with their task head
+    hardware: str = "all"  # roofline: a machine of `archbench hardware`, a comma-separated list, or all
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ class Case:
     id: str
     model: str
     metrics: tuple[str, ...]
-    settings: Settings
+    settings: CaseSettings
     seq: int | None = None
     input: tuple[int, ...] | None = None
     sweep: Sweep | None = None
@@ -91,7 +88,7 @@ class Suite:
     name: str
     path: str
     digest: str
-    defaults: Settings
+    defaults: CaseSettings
     cases: tuple[Case, ...]
 
     def shard(self, index: int, count: int) -> tuple[Case, ...]:
@@ -131,9 +128,9 @@ def load_suite(path: str | Path) -> Suite:
     name = reader.string(top["name"], "name") if "name" in top else path.stem
     if "description" in top:
         reader.string(top["description"], "description")
-    defaults = Settings()
+    defaults = CaseSettings()
     if "defaults" in top:
-        defaults = reader.settings(top["defaults"], "defaults", Settings())
+        defaults = reader.settings(top["defaults"], "defaults", CaseSettings())
     case_nodes = reader.sequence(top["cases"], "cases")
     if not case_nodes:
         raise reader.error(top["cases"], "cases", "a suite needs at least one case")
@@ -237,8 +234,8 @@ class _Reader:
         except UserError as exc:
             raise self.error(node, key, str(exc)) from None
 
-    def settings(self, node, key: str, base: Settings, extra: dict | None = None) -> Settings:
-        """``base`` overridden by the Settings keys of a mapping (or of ``extra``, already split out)."""
+    def settings(self, node, key: str, base: CaseSettings, extra: dict | None = None) -> CaseSettings:
+        """``base`` overridden by the CaseSettings keys of a mapping (or of ``extra``, already split out)."""
         items = extra if extra is not None else self.mapping(node, key, optional=_SETTING_KEYS)
         values: dict[str, Any] = {}
         for name, value_node in items.items():
@@ -252,11 +249,17 @@ class _Reader:
             elif name == "dtype":
                 values[name] = self.choice(value_node, where, _dtypes())
             elif name == "phase":
-                values[name] = self.choice(value_node, where, ("prefill", "decode"))
+                from archbench.models.subject import PHASES
+
+                values[name] = self.choice(value_node, where, PHASES)
             elif name == "attention_count":
-                values[name] = self.choice(value_node, where, ("full", "causal"))
+                from archbench.measure.flops import ATTENTION_COUNTS
+
+                values[name] = self.choice(value_node, where, ATTENTION_COUNTS)
             elif name == "head":
                 values[name] = self.choice(value_node, where, (True, False))
+            elif name == "hardware":
+                values[name] = self._bounded(value_node, where, _hardware)
             else:
                 values[name] = self.device(value_node, where)
         return replace(base, **values)
@@ -325,31 +328,33 @@ class _Reader:
             raise self.error(range_node, f"{key}.range", str(exc)) from None
         return Sweep(axis, text, points, tuple(parsed))
 
-    def case(self, node, key: str, defaults: Settings) -> Case:
+    def case(self, node, key: str, defaults: CaseSettings) -> Case:
         items = self.mapping(node, key, required=("model", "metrics"), optional=_CASE_KEYS + _SETTING_KEYS)
         model = self.string(items["model"], f"{key}.model")
         input_spec = self._resolve_model(items["model"], f"{key}.model", model)
         sweep = self.sweep(items["sweep"], f"{key}.sweep") if "sweep" in items else None
-        metrics = self.metrics(items["metrics"], f"{key}.metrics", SWEEP_METRICS if sweep else METRICS)
+        from archbench.measure.run import group_names
+
+        metrics = self.metrics(items["metrics"], f"{key}.metrics", group_names(sweeps=sweep is not None))
         settings = self.settings(node, key, defaults, {k: v for k, v in items.items() if k in _SETTING_KEYS})
         seq = self.integer(items["seq"], f"{key}.seq") if "seq" in items else None
         shape = self.shape(items["input"], f"{key}.input") if "input" in items else None
         self._check_input(items, key, model, input_spec, seq, shape, sweep)
 
-        from archbench.spec import format_shape
+        from archbench.models.subject import Recipe
 
-        point: dict[str, Any] = {"batch": settings.batch}
-        if input_spec is None:  # a model of the user's own code: its factory makes its inputs unless seq/input say
-            given = {"seq": seq, "input": format_shape(shape) if shape else None}
-            point.update({name: value for name, value in given.items() if value is not None})
-        elif input_spec.kind in ("tokens", "sequence"):
-            point["seq"] = seq or input_spec.shape[0]
-        else:
-            point["input"] = format_shape(shape or input_spec.shape)
+        given_seq, given_shape = seq, shape
+        if input_spec is not None and input_spec.kind in ("tokens", "sequence"):
+            seq = seq or input_spec.shape[0]
+        elif input_spec is not None:
+            shape = shape or input_spec.shape
+        # a model of the user's own code: its factory makes its inputs unless seq/input say
+        point = Recipe(model, settings.batch, seq, shape, settings.dtype, phase=settings.phase,
+                       head=settings.head).known_point()
         if "id" in items:
             case_id = self.string(items["id"], f"{key}.id")
         else:
-            given = {"seq": seq, "input": "x".join(map(str, shape)) if shape else None,
+            given = {"seq": given_seq, "input": "x".join(map(str, given_shape)) if given_shape else None,
                      "batch": settings.batch if "batch" in items else None}
             parts = [model] + [f"{k}={v}" for k, v in given.items() if v is not None]
             if sweep:
@@ -399,7 +404,17 @@ class _Reader:
         return repr(self.construct(node, "value"))
 
 
-_SETTING_KEYS = tuple(f.name for f in fields(Settings))
+def _hardware(key: str, value: Any) -> str:
+    from archbench.measure.hardware import MACHINES, THIS_CPU
+
+    names = [n.strip() for n in str(value).split(",")]
+    unknown = [n for n in names if n not in (*MACHINES, THIS_CPU, "all")]
+    if unknown:
+        raise UserError(f"unknown hardware {unknown[0]!r}; expected all or one of {', '.join([*MACHINES, THIS_CPU])}")
+    return str(value)
+
+
+_SETTING_KEYS = tuple(f.name for f in fields(CaseSettings))
 _CASE_KEYS = ("id", "seq", "input", "sweep")
 
 

@@ -70,7 +70,7 @@ def test_verdict_is_the_worst_outcome():
 def test_the_claims_file_has_all_29_claims():
     claims = load_claims()
     assert [c.id for c in claims if c.source != "archbench"] == [f"C{i:02d}" for i in range(1, 30)]
-    assert [c.id for c in claims if c.source == "archbench"] == ["A01", "A02", "A03", "A04"]  # archbench's own
+    assert [c.id for c in claims if c.source == "archbench"] == ["A01", "A02", "A03", "A04", "A05"]  # archbench's own
     assert {c.table for c in claims if c.table} == {"cnn-fcn", "rnn-transformer"}
     assert [c.id for c in select(claims, "c13, C15")] == ["C13", "C15"]
     with pytest.raises(UserError, match="did you mean"):
@@ -126,7 +126,9 @@ def test_cli_claims_json_records_carry_claim_and_verdict(cli, tmp_path):
     assert "| C03 |" in text and "| C04 |" in text and "| device | cpu |" in text
 
 
-@pytest.mark.parametrize("args", [("--only", "C99"), ("--table", "nope"), ("--out", "x.docx"), ("--device", "tpu")])
+@pytest.mark.parametrize("args", [("--only", "C99"), ("--table", "nope"), ("--out", "x.docx"), ("--device", "tpu"),
+                                  ("--min-time", "nan"), ("--min-time", "0"), ("--threads", "2000"),
+                                  ("--threads", "0")])
 def test_cli_claims_bad_input_exits_2_with_one_line(cli, args):
     result = cli("claims", *args)
     assert result.exit_code == 2

@@ -6,20 +6,21 @@ import sys
 
 import pytest
 
-from archbench.measure import scaling
+from conftest import stub_group
+
 from archbench.results.record import Record, load_run
 
 
-def linear_and_quadratic_latency(point, settings, earlier):
+def linear_and_quadratic_latency(recipe, settings, earlier):
     """A stand-in timer: 'transformer' costs T² ns, 'lstm' 64·T ns, so they cross at T = 64."""
-    t = point.seq
-    seconds = t * t * 1e-9 if point.label.startswith("transformer") else 64 * t * 1e-9
-    return [Record(point.label, "latency_s", seconds, "s", point.point)]
+    t = recipe.seq
+    seconds = t * t * 1e-9 if recipe.spec.startswith("transformer") else 64 * t * 1e-9
+    return [Record(recipe.spec, "latency_s", seconds, "s", recipe.known_point())]
 
 
 @pytest.fixture
 def stub_latency(monkeypatch):
-    monkeypatch.setitem(scaling.MEASURERS, "latency", linear_and_quadratic_latency)
+    stub_group(monkeypatch, "latency", linear_and_quadratic_latency)
 
 
 def test_help_imports_neither_torch_nor_pandas():
@@ -111,12 +112,12 @@ def test_csv_out_is_tidy(cli, stub_latency, tmp_path):
 
 
 def test_a_failing_point_is_a_row_and_the_sweep_goes_on(cli, monkeypatch):
-    def memory(point, settings, earlier):
-        if point.label == "transformer" and point.seq >= 64:
+    def memory(recipe, settings, earlier):
+        if recipe.spec == "transformer" and recipe.seq >= 64:
             raise RuntimeError("DefaultCPUAllocator: not enough memory")
-        return [Record(point.label, "peak_memory_bytes", 1000 * point.seq, "bytes", point.point)]
+        return [Record(recipe.spec, "peak_memory_bytes", 1000 * recipe.seq, "bytes", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "memory", memory)
+    stub_group(monkeypatch, "memory", memory)
     result = cli("scaling", "-m", "transformer", "-m", "lstm", "--seq", "16,32,64,128", "--metric", "memory",
                  "--format", "json")
     assert result.exit_code == 0
@@ -127,12 +128,12 @@ def test_a_failing_point_is_a_row_and_the_sweep_goes_on(cli, monkeypatch):
 
 
 def test_ctrl_c_exits_130_and_keeps_every_finished_point(cli, monkeypatch, tmp_path):
-    def latency(point, settings, earlier):
-        if point.seq == 64:
+    def latency(recipe, settings, earlier):
+        if recipe.seq == 64:
             raise KeyboardInterrupt
-        return [Record(point.label, "latency_s", 1e-3 * point.seq, "s", point.point)]
+        return [Record(recipe.spec, "latency_s", 1e-3 * recipe.seq, "s", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "latency", latency)
+    stub_group(monkeypatch, "latency", latency)
     out = tmp_path / "run.json"
     result = cli("scaling", "-m", "lstm", "--seq", "16,32,64,128", "--metric", "latency", "--out", str(out))
     assert result.exit_code == 130
@@ -155,3 +156,16 @@ def test_flops_sweep_with_the_real_counter(cli):
     assert gru == {t: 3 * t * (512 * 512 + 512 * 512) for t in (64, 256, 1024)}
     local = [r["value"] for r in records if r["model"] == "transformer:layers=1" and r["metric"] == "macs_local_exponent"]
     assert len(local) == 2 and 1.0 < local[0] < local[1] < 2.0
+
+
+def test_report_renders_a_sweep_with_the_tables_scaling_prints(cli, stub_latency, tmp_path):
+    out = tmp_path / "run.json"
+    printed = cli("scaling", "-m", "transformer", "-m", "lstm", "--seq", "16,64,256", "--metric", "latency",
+                  "--out", str(out))
+    assert printed.exit_code == 0, printed.output
+    report = cli("report", str(out))
+    assert report.exit_code == 0, report.output
+    for text in ("fitted log-log exponents", "crossovers", "64 tokens", "transformer below, lstm above"):
+        assert text in printed.stdout and text in report.stdout
+    # 16·T² ns against 64·T: k = 2 and 1, the same figures in both
+    assert "| transformer | latency_s | 2 " in report.stdout and "| lstm | latency_s | 1 " in report.stdout

@@ -1,4 +1,4 @@
-"""Hostile input (issue 11): every bad input is one line, exit 2 (exit 1 for an internal error), fast.
+"""Hostile input (issue 11): every bad input is one line, exit 2 (exit 3 for an internal error), fast.
 
 Suite and claims YAML (not UTF-8, alias and merge bombs, deep nesting, absurd numbers), ranges,
 claims expressions, the numeric option validators, usage errors of the option parser, the last line
@@ -355,7 +355,7 @@ def test_an_internal_error_is_one_line_naming_its_log(monkeypatch, tmp_path, cap
     monkeypatch.delenv("ARCHBENCH_DEBUG", raising=False)
     with pytest.raises(typer.Exit) as exited:
         _failing(RuntimeError("first line\nsecond line"))()
-    assert exited.value.exit_code == 1
+    assert exited.value.exit_code == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("internal error: RuntimeError: first line (traceback in ")
     log = Path(err[0].rsplit("(traceback in ", 1)[1].rstrip(")"))
@@ -367,7 +367,7 @@ def test_debug_shows_the_traceback(monkeypatch, capsys):
     monkeypatch.setenv("ARCHBENCH_DEBUG", "1")
     with pytest.raises(typer.Exit) as exited:
         _failing(ZeroDivisionError("boom"))()
-    assert exited.value.exit_code == 1
+    assert exited.value.exit_code == 3
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last)") and "ZeroDivisionError: boom" in err
 

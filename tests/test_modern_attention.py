@@ -6,6 +6,7 @@ Every model is a tiny transformers model built from its config (nothing download
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -57,8 +58,12 @@ def decode(config, device="cpu", cached=T, **kwargs) -> Case:
     def inputs():
         with torch.no_grad():
             cache = module(input_ids=torch.randint(0, VOCAB, (1, cached), device=device), use_cache=True)
-        key = "cache_params" if hasattr(cache, "cache_params") else "past_key_values"
-        return {"input_ids": torch.randint(0, VOCAB, (1, 1), device=device), key: cache[key], "use_cache": True,
+        # transformers 5.24 takes and returns the cache as ``cache``; earlier releases as past_key_values or
+        # cache_params: the name the forward's signature has
+        key = next(name for name in ("cache", "cache_params", "past_key_values")
+                   if name in inspect.signature(module.forward).parameters)
+        returned = next(cache[name] for name in ("cache", "cache_params", "past_key_values") if name in cache.keys())
+        return {"input_ids": torch.randint(0, VOCAB, (1, 1), device=device), key: returned, "use_cache": True,
                 "cache_position": torch.tensor([cached], device=device)}
 
     return Case(module, inputs)
@@ -256,7 +261,8 @@ def test_mamba_decode_is_one_step_of_the_recurrence(device):
 
 
 def cache_bytes(subject) -> int:
-    cache = subject.inputs()["past_key_values"]
+    inputs = subject.inputs()
+    cache = next(inputs[name] for name in ("cache", "past_key_values") if name in inputs)
     return sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
 
 

@@ -116,7 +116,7 @@ def test_a_killed_worker_is_an_error_row_retried_once_and_the_rest_finishes(tmp_
     out = tmp_path / "run.json"
     started = time.monotonic()
     process = archbench("run", str(suite), "--executor", "ray", "--out", str(out), "--format", "json",
-                        env={"ARCHBENCH_TEST_KILL": str(marker)})
+                        "--allow-code", env={"ARCHBENCH_TEST_KILL": str(marker)})
     _, stderr = process.communicate(timeout=600)
     print(f"killed-worker run: {time.monotonic() - started:.1f} s")
     assert process.returncode == 0, stderr
@@ -179,7 +179,7 @@ def test_ctrl_c_ends_the_job_and_keeps_what_finished(tmp_path):
 def test_the_test_model_measures_like_any_file_model_when_not_told_to_die(cli, tmp_path, monkeypatch):
     monkeypatch.delenv("ARCHBENCH_TEST_KILL", raising=False)
     suite = write_suite(tmp_path, "file-model", f"  - {{id: linear, model: '{KILLER}:build', metrics: [params]}}\n")
-    result = cli("run", str(suite), "--out", str(tmp_path / "run.json"), "--format", "json")
+    result = cli("run", str(suite), "--out", str(tmp_path / "run.json"), "--format", "json", "--allow-code")
     assert result.exit_code == 0, result.output
     params = {r.metric: r.value for r in load_run(tmp_path / "run.json").records}
     assert params["params"] == 4 * 4 + 4  # Linear(4, 4): weight and bias

@@ -8,8 +8,9 @@ import math
 
 import pytest
 
+from conftest import stub_group
+
 from archbench.errors import UserError
-from archbench.measure import scaling
 from archbench.measure.scaling import crossings, crossover, fit_loglog, local_exponents, plan_points, run_sweep
 from archbench.results.record import Record, RunDocument, RunWriter, load_run
 
@@ -119,15 +120,15 @@ def test_plan_refuses_what_cannot_be_swept(models, values, axis, message):
 
 # -- the sweep with stub measurers -----------------------------------------------------------------------
 
-def closed_form_flops(point, settings, earlier):
-    macs = transformer_layer_macs(point.seq) if point.label.startswith("transformer") else lstm_macs(point.seq)
-    return [Record("renamed-by-the-sweep", "macs", macs, "MAC", point.point),
-            Record("renamed-by-the-sweep", "flops", 2 * macs, "FLOP", point.point)]
+def closed_form_flops(recipe, settings, earlier):
+    macs = transformer_layer_macs(recipe.seq) if recipe.spec.startswith("transformer") else lstm_macs(recipe.seq)
+    return [Record("renamed-by-the-sweep", "macs", macs, "MAC", recipe.known_point()),
+            Record("renamed-by-the-sweep", "flops", 2 * macs, "FLOP", recipe.known_point())]
 
 
 @pytest.fixture
 def stub_flops(monkeypatch):
-    monkeypatch.setitem(scaling.MEASURERS, "flops", closed_form_flops)
+    stub_group(monkeypatch, "flops", closed_form_flops)
 
 
 def test_sweep_records_points_exponents_local_exponents_and_crossover(stub_flops):
@@ -152,12 +153,12 @@ def test_sweep_records_points_exponents_local_exponents_and_crossover(stub_flops
 
 
 def test_crossover_between_a_quadratic_and_a_linear_model(monkeypatch):
-    def latency(point, settings, earlier):  # T² µs against 2 ms per 512 tokens: equal at T = 2e-3 / 512 / 1e-6
-        t = point.seq
-        value = t * t * 1e-6 if point.label == "transformer" else 2e-3 * t / 512
-        return [Record(point.label, "latency_s", value, "s", point.point)]
+    def latency(recipe, settings, earlier):  # T² µs against 2 ms per 512 tokens: equal at T = 2e-3 / 512 / 1e-6
+        t = recipe.seq
+        value = t * t * 1e-6 if recipe.spec == "transformer" else 2e-3 * t / 512
+        return [Record(recipe.spec, "latency_s", value, "s", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "latency", latency)
+    stub_group(monkeypatch, "latency", latency)
     records = run_sweep(["transformer", "lstm"], [1, 2, 3, 4, 8], ["latency"])
     cross = next(r for r in records if r.metric == "latency_s_crossover")
     assert cross.model == "transformer vs lstm" and cross.unit == "tokens"
@@ -169,23 +170,23 @@ def test_each_point_is_written_before_the_next_is_measured(stub_flops, monkeypat
     path = tmp_path / "run.json"
     seen_on_disk = []
 
-    def latency(point, settings, earlier):
+    def latency(recipe, settings, earlier):
         seen_on_disk.append(len(load_run(tmp_path / "run.json.partial.jsonl").records))  # the run's journal
         assert [r.metric for r in earlier] == ["macs", "flops"]  # this point's flops came first
-        return [Record(point.label, "latency_s", 1e-3 * point.seq, "s", point.point)]
+        return [Record(recipe.spec, "latency_s", 1e-3 * recipe.seq, "s", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "latency", latency)
+    stub_group(monkeypatch, "latency", latency)
     run_sweep(["lstm"], [10, 20, 40], ["flops", "latency"], writer=RunWriter(RunDocument(), path))
     assert seen_on_disk == [2, 5, 8]  # 2 flops records, then +1 latency +2 flops per point
 
 
 def test_a_failed_point_is_a_row_the_larger_ones_are_skipped_and_the_others_go_on(stub_flops, monkeypatch):
-    def memory(point, settings, earlier):
-        if point.label == "transformer" and point.seq >= 2048:
+    def memory(recipe, settings, earlier):
+        if recipe.spec == "transformer" and recipe.seq >= 2048:
             raise RuntimeError("out of memory: tried to allocate 4 GiB\nmore detail")
-        return [Record(point.label, "peak_memory_bytes", 1000 * point.seq, "bytes", point.point)]
+        return [Record(recipe.spec, "peak_memory_bytes", 1000 * recipe.seq, "bytes", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "memory", memory)
+    stub_group(monkeypatch, "memory", memory)
     records = run_sweep(["transformer", "lstm"], [512, 1024, 2048, 4096], ["flops", "memory"])
     peaks = {(r.model, r.point["seq"]): r for r in records if r.metric == "peak_memory_bytes"}
     assert peaks[("transformer", 2048)].error == "RuntimeError: out of memory: tried to allocate 4 GiB"
@@ -198,12 +199,12 @@ def test_a_failed_point_is_a_row_the_larger_ones_are_skipped_and_the_others_go_o
 
 
 def test_a_model_with_one_measured_point_gets_an_exponent_row_with_an_error(monkeypatch):
-    def memory(point, settings, earlier):
-        if point.seq > 10:
+    def memory(recipe, settings, earlier):
+        if recipe.seq > 10:
             raise MemoryError()
-        return [Record(point.label, "peak_memory_bytes", 5, "bytes", point.point)]
+        return [Record(recipe.spec, "peak_memory_bytes", 5, "bytes", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "memory", memory)
+    stub_group(monkeypatch, "memory", memory)
     records = run_sweep(["gru"], [10, 20], ["memory"])
     assert [r.error for r in records] == [None, "MemoryError: ", "needs at least 2 measured points, got 1"]
 
@@ -211,12 +212,12 @@ def test_a_model_with_one_measured_point_gets_an_exponent_row_with_an_error(monk
 def test_ctrl_c_propagates_and_keeps_every_finished_point(stub_flops, monkeypatch, tmp_path):
     path = tmp_path / "run.json"
 
-    def latency(point, settings, earlier):
-        if point.seq == 40:
+    def latency(recipe, settings, earlier):
+        if recipe.seq == 40:
             raise KeyboardInterrupt
-        return [Record(point.label, "latency_s", 1.0, "s", point.point)]
+        return [Record(recipe.spec, "latency_s", 1.0, "s", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "latency", latency)
+    stub_group(monkeypatch, "latency", latency)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(["lstm"], [10, 20, 40, 80], ["flops", "latency"], writer=RunWriter(RunDocument(), path))
     kept = [(r.metric, r.point["seq"]) for r in load_run(tmp_path / "run.json.partial.jsonl").records]
@@ -232,10 +233,10 @@ def test_progress_is_told_every_step_and_the_end(stub_flops):
 
 
 def test_resolution_sweep_fits_against_the_image_side(monkeypatch):
-    def flops(point, settings, earlier):  # a CNN's work grows with the pixels: side²
-        return [Record(point.label, "macs", 7 * point.value**2, "MAC", point.point)]
+    def flops(recipe, settings, earlier):  # a CNN's work grows with the pixels: side²
+        return [Record(recipe.spec, "macs", 7 * recipe.input_shape[-1]**2, "MAC", recipe.known_point())]
 
-    monkeypatch.setitem(scaling.MEASURERS, "flops", flops)
+    stub_group(monkeypatch, "flops", flops)
     records = run_sweep(["resnet18"], [224, 448, 896], ["flops"], axis="resolution")
     assert [r.point for r in records if r.metric == "macs"][1] == {"batch": 1, "input": "3x448x448"}
     fit = next(r for r in records if r.metric == "macs_exponent")

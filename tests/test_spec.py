@@ -15,10 +15,19 @@ def test_model_spec_with_options():
     assert str(spec) == "transformer:layers=1,d_model=512,heads=8"
 
 
-@pytest.mark.parametrize("text", ["", ":a=1", "lstm:hidden", "lstm:hidden=", "lstm:=3", "lstm:a=1,a=2"])
+@pytest.mark.parametrize("text", ["", ":a=1", "lstm:hidden=", "lstm:=3", "lstm:a=1,a=2"])
 def test_malformed_model_specs(text):
     with pytest.raises(UserError):
         parse_model_spec(text)
+
+
+def test_a_registry_name_wins_over_a_module_of_that_name():
+    """`lstm:hidden` parses as MODULE:ATTR (`mymodels:build` is one); resolving it finds the registry's lstm first."""
+    from archbench.models import resolve
+
+    assert parse_model_spec("lstm:hidden").source == "python"
+    with pytest.raises(UserError, match="malformed option 'hidden' in 'lstm:hidden': expected key=value"):
+        resolve("lstm:hidden")
 
 
 def test_shapes():

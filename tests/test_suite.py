@@ -4,6 +4,8 @@ import textwrap
 
 import pytest
 
+from conftest import stub_group
+
 from archbench.errors import UserError
 from archbench.results.record import RunDocument, RunWriter
 from archbench.suite import load_suite, parse_shard
@@ -206,16 +208,15 @@ def test_merge_refuses_other_suites_versions_and_overlaps(tmp_path):
 
 
 def test_a_failing_metric_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
-    import archbench.runner as runner
     from archbench.results.env import env_id
 
     suite = load_suite(write(tmp_path, "cases:\n  - {model: lenet5, metrics: [latency, params]}\n"
                                        "  - {model: mlp, metrics: [params]}\n"))
 
-    def broken(case, earlier):
+    def broken(recipe, settings, earlier):
         raise RuntimeError("out of memory\nsecond line of the trace")
 
-    monkeypatch.setitem(runner._MEASURERS, "latency", broken)
+    stub_group(monkeypatch, "latency", broken)
     document = _run(suite, suite.cases, tmp_path)
     failed = [r for r in document.records if r.error]
     assert len(failed) == 1
@@ -229,18 +230,19 @@ def test_a_failing_metric_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_keeps_what_finished(tmp_path, monkeypatch):
-    import archbench.runner as runner
     from archbench.results.record import load_run
 
     suite = _many_cases(tmp_path, 3)
-    original = runner._MEASURERS["params"]
+    from archbench.measure.run import GROUPS, Builds
 
-    def interrupt_on_third(case, earlier):
-        if case.id == "c2":
+    original = GROUPS["params"].measure
+
+    def interrupt_on_third(recipe, settings, earlier):
+        if recipe.spec == "mlp:hidden=10":  # case c2
             raise KeyboardInterrupt
-        return original(case, earlier)
+        return original(Builds(recipe), settings, earlier)
 
-    monkeypatch.setitem(runner._MEASURERS, "params", interrupt_on_third)
+    stub_group(monkeypatch, "params", interrupt_on_third)
     with pytest.raises(KeyboardInterrupt):
         _run(suite, suite.cases, tmp_path)
     assert not (tmp_path / "run.json").exists()  # the target is written only when the run finishes

@@ -1,6 +1,6 @@
 """Verdict rules: each check of a claim passes or fails on figures measured in the run.
 
-A claim's checks are written in ``suites/claims.yaml``. Kinds:
+A claim's checks are written in ``archbench/claims/claims.yaml``. Kinds:
 
 - ``near``: ``figure`` within ``tol`` (relative) or ``abs_tol`` of ``stated`` (both expressions;
   element by element for lists).

@@ -1,4 +1,4 @@
-"""The small expression language of ``suites/claims.yaml``: closed forms and figure arithmetic.
+"""The small expression language of ``archbench/claims/claims.yaml``: closed forms and figure arithmetic.
 
 An expression is Python syntax restricted to numbers, strings, ``None``, lists, + - * / // % **,
 comparisons (chained ones too, ``is None``), ``and``/``or``/``not``, subscripts and slices (``x[-1]``, ``x[1:]``) and

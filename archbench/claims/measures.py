@@ -1,4 +1,4 @@
-"""Measurement kinds of ``suites/claims.yaml``: each turns a definition into named figures plus records.
+"""Measurement kinds of ``archbench/claims/claims.yaml``: each turns a definition into named figures plus records.
 
 A kind is a function ``(definition, context) -> Measured`` registered with :func:`kind`. The
 figures it returns are named ``<key>`` (the runner prefixes them with the measurement's name,
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from archbench.errors import UserError
+from archbench.metrics import UNITS, is_known, unit_of
 from archbench.results.record import Record
 
 KINDS: dict[str, Callable[[dict, "Context"], "Measured"]] = {}
@@ -36,14 +37,22 @@ class Measured:
 
     def add(self, key: str, value: Any, unit: str, model: str, point: dict | None = None, *, metric: str | None = None,
             **details) -> None:
-        """One figure and its record (metric: the key's last part unless given; the key goes in details.figure)."""
+        """One figure and its record (metric: the key's last part unless given; the key goes in details.figure). A
+        metric of the table takes the table's unit; a claim's own figure (an attribute, a count of modules) ``unit``,
+        which must be one of the table's units."""
         self.figures[key] = value
-        self.records.append(Record(model, metric or key.rsplit(".", 1)[-1], value, unit, dict(point or {}),
-                                   details={"figure": key, **details}))
+        name = metric or key.rsplit(".", 1)[-1]
+        if is_known(name):
+            unit = unit_of(name)
+        elif unit not in UNITS:
+            raise ValueError(f"claim figure {key}: unit {unit!r} is not in archbench/metrics.py's UNITS")
+        self.records.append(Record(model, name, value, unit, dict(point or {}), details={"figure": key, **details}))
 
     def fail(self, key: str, model: str, error: str) -> None:
         """A figure that could not be measured: a record with its error, no figure."""
-        self.records.append(Record(model, key.rsplit(".", 1)[-1], None, "", details={"figure": key}, error=error))
+        name = key.rsplit(".", 1)[-1]
+        unit = unit_of(name) if is_known(name) else ""
+        self.records.append(Record(model, name, None, unit, details={"figure": key}, error=error))
 
 
 def kind(name: str):
@@ -277,11 +286,10 @@ def dense_equivalent(definition: dict, context: Context) -> Measured:
         own = sum(r.value for r in records if r.point.get("layer") in conv_layers and r.metric == "params")
         dense = sum(r.value for r in records if r.point.get("layer") in conv_layers and r.metric == "params_dense_equivalent")
         point = {**built.point, "layer": "conv layers"}
-        for metric, key, value, unit in (("params", "conv_params", own, "count"),
-                                         ("params_dense_equivalent", "conv_dense", dense, "count"),
-                                         ("dense_ratio", None, dense / own, "x"),
-                                         ("dense_ratio_orders", "conv_orders", math.log10(dense / own), "log10")):
-            out.records.append(Record(built.label, metric, value, unit, point))
+        for metric, key, value in (("params", "conv_params", own), ("params_dense_equivalent", "conv_dense", dense),
+                                   ("dense_ratio", None, dense / own),
+                                   ("dense_ratio_orders", "conv_orders", math.log10(dense / own))):
+            out.records.append(Record.of(built.label, metric, value, point))
             if key:
                 out.figures[f"{alias}.{key}"] = value
     return out
@@ -468,4 +476,53 @@ def peak(definition: dict, context: Context) -> Measured:
 
     out = Measured()
     out.add("flops_s", measure_peak_flops(context.device), "FLOP/s", f"matmul peak on {context.device}")
+    return out
+
+
+@kind("roofline")
+def roofline(definition: dict, context: Context) -> Measured:
+    """A model's roofline (:mod:`archbench.measure.roofline`) through the one measurement path, at each ``seq``.
+
+    Figures: ``intensity`` (FLOP per byte, the first point), ``ridge.<machine>`` and ``memory_bound.<machine>`` for
+    each machine of ``hardware`` (default: every listed one); with ``measure: true`` (this-cpu, timed here) per
+    point ``seq``, ``latency_s`` (measured), ``memory_s`` (bytes ÷ measured bandwidth) and ``compute_s``
+    (FLOPs ÷ measured matmul peak).
+    """
+    from dataclasses import replace
+
+    from archbench.measure.hardware import MACHINES
+    from archbench.measure.run import measure as measure_groups
+
+    options = _model_options(definition["model"])
+    timed = bool(definition.get("measure", False))
+    hardware = definition.get("hardware", "this-cpu" if timed else ",".join(MACHINES))
+    dtype = options.get("dtype", "float32")
+    settings = replace(_settings(context), dtype=dtype, hardware=hardware, peak=False)
+    seqs = definition["seq"] if isinstance(definition["seq"], list) else [definition["seq"]]
+    out = Measured()
+    series: dict[str, list] = {"latency_s": [], "memory_s": [], "compute_s": []}
+    for index, t in enumerate(seqs):
+        recipe = replace(_recipe({**options, "seq": t}), phase=definition.get("phase", "prefill"))
+        records = measure_groups(recipe, ["latency", "roofline"] if timed else ["roofline"], settings)
+        out.records.extend(records)
+        failed = next((r for r in records if r.error), None)
+        if failed is not None:
+            out.fail("latency_s" if failed.metric == "latency_s" else "intensity", recipe.spec, failed.error)
+            return out
+        machines = [r for r in records if r.metric == "predicted_latency_s" and "hardware" in r.point]
+        if index == 0:
+            intensity = next(r.value for r in records if r.metric == "arithmetic_intensity")
+            out.figures["intensity"] = intensity
+            for r in machines:
+                out.figures[f"ridge.{r.point['hardware']}"] = r.details["ridge_flop_per_byte"]
+                out.figures[f"memory_bound.{r.point['hardware']}"] = r.details["bound"] == "memory"
+        if timed:
+            cpu = next(r for r in machines if r.point["hardware"] == "this-cpu")
+            series["latency_s"].append(next(r.value for r in records if r.metric == "latency_s"))
+            series["memory_s"].append(cpu.details["memory_time_s"])
+            series["compute_s"].append(cpu.details["flops"] / cpu.details["peak_flops_s"])
+    out.figures["seq"] = seqs
+    out.figures["ridges"] = [v for k, v in out.figures.items() if k.startswith("ridge.")]
+    if timed:
+        out.figures.update(series)
     return out

@@ -69,7 +69,7 @@ def markdown(document: RunDocument, outcomes: list[ClaimOutcome], plots: dict[st
         "# archbench claims report",
         "",
         f"{len(documents)} claims of `shared/claims.md` measured in this run: {_counts(documents)}. "
-        "Every verdict is computed from figures measured in this run by the rule in `suites/claims.yaml`; "
+        "Every verdict is computed from figures measured in this run by the rule in `archbench/claims/claims.yaml`; "
         "each claim's section below gives the figures and, last, the rule with its inputs.",
         "",
         *_summary_table(documents),

@@ -1,4 +1,4 @@
-"""The claims as data: load and validate ``suites/claims.yaml``.
+"""The claims as data: load and validate ``archbench/claims/claims.yaml``.
 
 The file has ``claims:``, a list of entries::
 
@@ -28,7 +28,7 @@ from archbench.claims.checks import validate_check
 from archbench.claims.expressions import parse
 from archbench.errors import UserError
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "suites" / "claims.yaml"
+DEFAULT_PATH = Path(__file__).resolve().parent / "claims.yaml"  # package data: in a wheel too
 _ID = re.compile(r"^[CA]\d{2}$")  # C: a claim of the documents; A: archbench's own (source: archbench)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -49,7 +49,7 @@ class Claim:
 
 
 def load_claims(path: str | Path | None = None) -> list[Claim]:
-    """Every claim of the file (``suites/claims.yaml`` by default), validated."""
+    """Every claim of the file (``archbench/claims/claims.yaml`` by default), validated."""
     from archbench import yamlfile
     from archbench.claims.measures import KINDS
 

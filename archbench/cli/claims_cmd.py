@@ -7,13 +7,14 @@ from typing import Annotated, List, Optional
 import typer
 
 from archbench.cli.app import app
-from archbench.cli.common import DeviceOpt, FormatOpt, handle_errors
+from archbench.cli.common import AllowCodeOpt, DeviceOpt, FormatOpt, handle_errors, real_stdout, runs_model_code
 
 OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Claim ids to run, e.g. C13,C15.")]
 TableOpt = Annotated[Optional[str], typer.Option("--table", help="Only one table: cnn-fcn or rnn-transformer.")]
 OutsOpt = Annotated[Optional[List[str]], typer.Option(
     "--out", "-o", help="Write FILE (.md report with plots, .json run document, .csv, .txt); repeatable.")]
-SuiteOpt = Annotated[Optional[str], typer.Option("--suite", help="Claims file (default suites/claims.yaml).")]
+SuiteOpt = Annotated[Optional[str], typer.Option(
+    "--suite", help="Claims file (default: archbench/claims/claims.yaml, shipped with archbench).")]
 MinTimeOpt = Annotated[float, typer.Option("--min-time", help="Seconds of timing per latency point.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     "--threads", help="CPU threads for every timing (default: torch's); 1 is steadiest on a shared machine.")]
@@ -22,6 +23,7 @@ FailOpt = Annotated[bool, typer.Option("--fail-on-refuted", help="Exit 1 when a 
 
 @app.command("claims")
 @handle_errors
+@runs_model_code
 def claims_command(
     only: OnlyOpt = None,
     table: TableOpt = None,
@@ -32,11 +34,12 @@ def claims_command(
     min_time: MinTimeOpt = 0.2,
     threads: ThreadsOpt = None,
     fail_on_refuted: FailOpt = False,
+    allow_code: AllowCodeOpt = False,
 ) -> None:
     """Judge the claims of shared/claims.md: measure each one's figures and compute its verdict.
 
     Verdicts (holds, holds with caveat, refuted) come from the rule and tolerance each claim
-    states in suites/claims.yaml, applied to figures measured in this run on --device.
+    states in archbench/claims/claims.yaml, applied to figures measured in this run on --device.
     """
     import time
     from pathlib import Path
@@ -44,8 +47,8 @@ def claims_command(
     from archbench.claims.measures import Context
     from archbench.claims.runner import ClaimRunner
     from archbench.claims.suite import load_claims, select
-    from archbench.cli.common import check_output_options, new_document
-    from archbench.errors import UserError
+    from archbench.cli.common import check_output_options, check_threads, new_document
+    from archbench.limits import positive_finite
     from archbench.models import check_device
     from archbench.results.record import RunWriter
 
@@ -53,16 +56,14 @@ def claims_command(
     outs = [Path(p) for p in out or []]
     for path in outs:
         check_output_options("table", str(path))
-    if min_time <= 0:
-        raise UserError(f"--min-time must be positive, got {min_time}")
-    if threads is not None:
-        if threads < 1:
-            raise UserError(f"--threads must be a positive integer, got {threads}")
+    positive_finite("--min-time", min_time)
+    if check_threads(threads) is not None:
         import torch
 
         torch.set_num_threads(threads)
     check_device(device)
     chosen = select(load_claims(suite), only, table)
+    _refuse_code(chosen, suite, allow_code)
     document = new_document(device, min_time_s=min_time)
     json_out = next((p for p in outs if p.suffix.lower() == ".json"), None)
     writer = RunWriter(document, json_out)
@@ -84,9 +85,41 @@ def claims_command(
                          verdicts={o.claim.id: o.verdict for o in outcomes})
     writer.finish()
     _write_outputs(document, outcomes, outs)
-    _print(document, outcomes, fmt, table)
+    with real_stdout():
+        _print(document, outcomes, fmt, table)
     if fail_on_refuted and any(o.verdict in ("refuted", "not measured") for o in outcomes):
         raise typer.Exit(1)
+
+
+def _refuse_code(claims, suite: str | None, allowed: bool) -> None:
+    """UserError, before anything is measured, when a claim's measurement names a model that is code (FILE.py:ATTR,
+    MODULE:ATTR) and --allow-code was not given: a claims file is data."""
+    from archbench.errors import UserError
+    from archbench.spec import parse_model_spec
+
+    def models(value, key=""):
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if key == "models" and isinstance(item, str):
+                    yield item
+                yield from models(item, str(name))
+        elif isinstance(value, list):
+            for item in value:
+                yield from models(item, key)
+        elif key == "model" and isinstance(value, str):
+            yield value
+
+    if allowed:
+        return
+    for claim in claims:
+        for spec in models(claim.measure):
+            try:
+                is_code = parse_model_spec(spec).source == "python"
+            except UserError:
+                continue  # malformed: the measurement says so when it runs
+            if is_code:
+                raise UserError(f"{claim.id}: model {spec!r} is code and runs only with --allow-code; "
+                                f"{suite or 'the claims file'} names it, and a claims file never executes code by itself")
 
 
 def _write_outputs(document, outcomes, outs) -> None:

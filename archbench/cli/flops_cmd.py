@@ -9,12 +9,13 @@ import typer
 from archbench.cli.app import app
 from archbench.cli.common import (
     AttentionCountOpt, BatchOpt, FormatOpt, HeadOpt, InputOpt, ModelArg, OutOpt, PhaseOpt, SeqOpt,
-    check_output_options, finish, handle_errors, parse_input,
+    check_output_options, finish, handle_errors, parse_input, runs_model_code,
 )
 
 
 @app.command("flops")
 @handle_errors
+@runs_model_code
 def flops_command(
     model: ModelArg,
     seq: SeqOpt = None,
@@ -25,14 +26,18 @@ def flops_command(
     backward: Annotated[bool, typer.Option(
         "--backward", help="Count forward + backward of one training step.")] = False,
     engine: Annotated[str, typer.Option(
-        "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).")] = "auto",
+        "--engine", help="auto, fvcore (jit tracing) or dispatch (FlopCounterMode).", metavar="[auto|fvcore|dispatch]",
+        autocompletion=lambda: ["auto", "fvcore", "dispatch"])] = "auto",
     device: Annotated[str, typer.Option(
-        "--device", help="auto (meta; cpu for recurrent models and --engine fvcore), cpu, meta or cuda.")] = "auto",
+        "--device", help="auto (meta; cpu for recurrent models and --engine fvcore), cpu, meta or cuda.",
+        metavar="[auto|cpu|meta|cuda|cuda:N]",
+        autocompletion=lambda: ["auto", "cpu", "meta", "cuda", "cuda:0"])] = "auto",
     phase: PhaseOpt = "prefill",
     attention_count: AttentionCountOpt = "full",
     head: HeadOpt = False,
     strict: Annotated[bool, typer.Option(
-        "--strict", help="Exit 1 when an op without a formula is not on the list of negligible ones.")] = False,
+        "--strict", help="Exit 1 when an op without a formula is not on the list of negligible ones, or when the "
+                    "count and a transformer's closed form from its config differ by more than 0.1%.")] = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
@@ -40,24 +45,14 @@ def flops_command(
 
     macs covers linear, conv, matmul/einsum, attention and recurrent weights, the convention of published tables; other_flops is bias, normalisation, softmax, activation and pooling work, best effort. Attention counts every query-key pair unless --attention-count causal.
 
-    Every op without a formula is listed as a warning; --strict fails on those not known to be negligible.
+    Every op without a formula is listed as a warning; --strict fails on those not known to be negligible. A Hugging Face transformer's count is checked against the closed form of its config (details.closed_form_macs); --strict fails when they differ.
     """
-    from archbench.errors import UserError
-    from archbench.measure.flops import ENGINES
+    from archbench.measure.flops import check_count_options
     from archbench.measure.run import Settings, counting_device, measure, preflight
     from archbench.models.subject import Recipe
 
     check_output_options(fmt, out)
-    if by not in (None, "module", "operator"):
-        raise UserError(f"unknown --by {by!r}; expected module or operator")
-    if depth is not None:
-        if depth < 1:
-            raise UserError(f"--depth must be a positive integer, got {depth}")
-        if by == "operator":
-            raise UserError("--depth applies to --by module, not --by operator")
-        by = "module"
-    if engine not in ENGINES:
-        raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    by = check_count_options(engine, attention_count, by, depth)
     settings = Settings(device="meta" if device == "auto" else device, engine=engine, counting_device=device,
                         backward=backward, attention_count=attention_count, by=by, depth=depth)
     recipe = Recipe(model, batch, seq, parse_input(input), train=backward, phase=phase, head=head)
@@ -71,4 +66,7 @@ def flops_command(
     if strict and significant:
         listed = ", ".join(f"{op} ({calls} calls)" for op, calls in sorted(significant.items()))
         typer.echo(f"strict: ops without a formula and not known to be negligible: {listed}", err=True)
+        raise typer.Exit(1)
+    if strict and "closed_form_mismatch" in details:
+        typer.echo(f"strict: {details['closed_form_mismatch']}", err=True)
         raise typer.Exit(1)

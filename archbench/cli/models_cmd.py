@@ -9,6 +9,7 @@ import typer
 from archbench.cli.app import app
 from archbench.cli.common import (
     BatchOpt, FormatOpt, HeadOpt, InputOpt, ModelArg, OutOpt, SeqOpt, check_output_options, finish, handle_errors, parse_input,
+    runs_model_code,
 )
 
 
@@ -54,6 +55,7 @@ def list_command(
 
 @app.command("params")
 @handle_errors
+@runs_model_code
 def params_command(
     model: ModelArg,
     depth: Annotated[Optional[int], typer.Option("--depth", help="Also list modules down to this depth.")] = None,

@@ -9,15 +9,16 @@ import typer
 from archbench.cli.app import app
 from archbench.cli.common import (
     BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, InputOpt, OutOpt, PhaseOpt, SeqOpt,
-    check_output_options, check_threads, finish, handle_errors, parse_input,
+    MODEL_HELP, check_output_options, check_threads, finish, handle_errors, model_progress, parse_input,
+    runs_model_code,
 )
 
-ModelsArg = Annotated[list[str], typer.Argument(
-    help="One or more models: NAME[:key=value,...], FILE.py:ATTR, MODULE:ATTR, hf:MODEL_TYPE, timm:NAME.")]
+ModelsArg = Annotated[list[str], typer.Argument(help=f"One or more models: {MODEL_HELP}")]
 
 
 @app.command("latency")
 @handle_errors
+@runs_model_code
 def latency_command(
     models: ModelsArg,
     device: DeviceOpt = "cpu",
@@ -61,8 +62,9 @@ def latency_command(
         peak = measure_peak_flops(device, dtype, threads)
     records = []
     try:
-        for recipe, meta in recipes:
-            with console.status(f"timing {recipe.spec}" + (" (compiling first)" if compile else "")):
+        for number, (recipe, meta) in enumerate(recipes, 1):
+            with model_progress(number, len(recipes), f"timing {recipe.spec}"
+                                + (" (compiling first)" if compile else "")):
                 records += measure(recipe, ["latency"], settings, meta=meta)
     except KeyboardInterrupt:
         interrupted = True
@@ -78,6 +80,7 @@ def latency_command(
 
 @app.command("memory")
 @handle_errors
+@runs_model_code
 def memory_command(
     models: ModelsArg,
     device: DeviceOpt = "cpu",
@@ -96,8 +99,6 @@ def memory_command(
     CPU: peak resident set over the loaded model and inputs; CUDA: max_memory_allocated.
     With --phase decode: one new token after a KV cache of --seq tokens, next to the cache's bytes.
     """
-    from rich.console import Console
-
     from archbench.limits import positive_finite
     from archbench.measure.run import Settings, measure
 
@@ -107,8 +108,8 @@ def memory_command(
     recipes = _recipes(models, batch, seq, input, dtype, phase, head, ["memory"], settings)
     records = []
     try:
-        for recipe, meta in recipes:
-            with Console(stderr=True).status(f"measuring {recipe.spec} in a fresh process"):
+        for number, (recipe, meta) in enumerate(recipes, 1):
+            with model_progress(number, len(recipes), f"measuring {recipe.spec} in a fresh process"):
                 records += measure(recipe, ["memory"], settings, meta=meta)
     except KeyboardInterrupt:
         interrupted = True

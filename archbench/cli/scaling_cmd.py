@@ -9,7 +9,7 @@ import typer
 from archbench.cli.app import app
 from archbench.cli.common import (
     AttentionCountOpt, BatchOpt, DeviceOpt, DtypeOpt, FormatOpt, HeadOpt, OutOpt, PhaseOpt, check_output_options,
-    check_threads, handle_errors,
+    MODEL_HELP, check_threads, handle_errors, real_stdout, runs_model_code,
 )
 
 RangeHelp = "512..10000 (geometric, --points values), 512..10000:512 (step) or 512,1024,4096."
@@ -17,8 +17,10 @@ RangeHelp = "512..10000 (geometric, --points values), 512..10000:512 (step) or 5
 
 @app.command("scaling")
 @handle_errors
+@runs_model_code
 def scaling_command(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Registry model (repeat to compare).")],
+    model: Annotated[list[str], typer.Option(
+        "--model", "-m", help=f"A model to sweep (repeat to compare): {MODEL_HELP}")],
     seq: Annotated[Optional[str], typer.Option("--seq", help=f"Sequence lengths: {RangeHelp}")] = None,
     sweep: Annotated[str, typer.Option("--sweep", help="Axis to sweep: seq, batch or resolution (image side).")] = "seq",
     range_: Annotated[Optional[str], typer.Option("--range", help=f"Values of a batch or resolution sweep: {RangeHelp}")] = None,
@@ -48,8 +50,8 @@ def scaling_command(
     """
     from archbench.errors import UserError
     from archbench.limits import positive_finite
-    from archbench.measure.run import Settings, preflight
-    from archbench.measure.scaling import METRIC_GROUPS, plan_points
+    from archbench.measure.run import Settings, check_groups
+    from archbench.measure.scaling import preflight_sweep
     from archbench.models.subject import Recipe
     from archbench.spec import parse_range
 
@@ -66,17 +68,11 @@ def scaling_command(
     check_threads(threads)
     values = parse_range(text, points)
     metrics = list(dict.fromkeys(m.strip() for m in metric.split(",") if m.strip()))
-    unknown = [m for m in metrics if m not in METRIC_GROUPS]
-    if unknown or not metrics:
-        raise UserError(f"unknown --metric {metric!r}; expected a comma-separated subset of {', '.join(METRIC_GROUPS)}")
+    check_groups(metrics, sweeps=True, what="--metric")
     template = Recipe("", batch, dtype=dtype, phase=phase, head=head)
     settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, timeout_s=timeout,
                         attention_count=attention_count)
-    plan = plan_points(model, values, axis, template=template)  # every spec checked before anything is measured
-    for point in plan[0]:
-        preflight(point.recipe, metrics, settings)  # the smallest point must fit where it runs
-    for point in plan[-1]:  # a larger point that cannot fit is its own error row
-        preflight(point.recipe, [m for m in metrics if m not in ("latency", "memory")] or ["flops"], settings)
+    preflight_sweep(model, values, metrics, axis, template, settings)
     _run(model, values, metrics, axis, template, settings, plot, fmt, out)
 
 
@@ -141,7 +137,8 @@ def _run(models, values, metrics, axis: str, template, settings, plot, fmt, out)
         title += ", interrupted"
     else:
         writer.finish()
-    _render(document, axis, fmt, title)
+    with real_stdout():
+        _render(document, axis, fmt, title)
     if plot and not interrupted and any(r.error is None for r in document.records):
         from archbench.report.plot import plot_sweep
 
@@ -154,85 +151,11 @@ def _run(models, values, metrics, axis: str, template, settings, plot, fmt, out)
 
 
 def _render(document, axis: str, fmt: str, title: str) -> None:
-    """Print the run: the two sweep tables for ``table``, else the document in ``fmt``."""
+    """Print the run: the sweep's tables for ``table``, else the document in ``fmt``."""
     from archbench.report.render import emit
+    from archbench.report.sweep import print_sweep
 
     if fmt != "table":
         emit(document, fmt, None, title)
         return
-    _print_tables(document.records, axis, title)
-
-
-def _print_tables(records, axis: str, title: str) -> None:
-    """Per point: each fitted metric with its local exponent; then exponents (R²) and crossovers."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from archbench.measure.scaling import FITTED_METRICS, axis_value
-    from archbench.report.render import all_warnings, format_value
-
-    console = Console(emoji=False)
-    if not console.is_terminal:
-        console.width = max(console.width, 220)
-    models = list(dict.fromkeys(r.model for r in records if " vs " not in r.model))
-    point_key = "input" if axis == "resolution" else axis
-    rows: dict[tuple[str, int], dict] = {}
-    for r in records:
-        base = r.metric.removesuffix("_local_exponent")
-        if base not in FITTED_METRICS or point_key not in r.point:
-            continue
-        row = rows.setdefault((r.model, axis_value(r.point, axis)), {"point": r.point, "errors": []})
-        row[r.metric] = r.value
-        if r.error:
-            row["errors"].append(f"{r.metric}: {r.error}")
-    shown = [m for m in FITTED_METRICS if any(m in row for row in rows.values())]
-    units = {r.metric: r.unit for r in records}
-    table = Table(title=title, header_style="bold")
-    point_columns = list(next(iter(rows.values()))["point"]) if rows else []
-    for column in ["model", *point_columns]:
-        table.add_column(column)
-    for m in shown:
-        table.add_column(escape(f"{m} [{units[m]}]"), justify="right", no_wrap=True)
-        table.add_column("local k", justify="right", no_wrap=True)
-    any_error = any(row["errors"] for row in rows.values())
-    if any_error:
-        table.add_column("error", overflow="fold")
-    for model, value in sorted(rows, key=lambda key: (models.index(key[0]), key[1])):
-        row = rows[(model, value)]
-        cells = [model, *(format_value(row["point"].get(c)) for c in point_columns)]
-        for m in shown:
-            cells += [format_value(row.get(m)), format_value(row.get(f"{m}_local_exponent"))]
-        if any_error:
-            cells.append("; ".join(row["errors"]))
-        table.add_row(*map(escape, cells))
-    console.print(table)
-
-    summary = Table(title="fitted log-log exponents (y ∝ x^k)", header_style="bold")
-    for column in ("model", "metric", "k", "R²", "range", "local k (first → last)"):
-        summary.add_column(column, justify="right" if column in ("k", "R²") else "left")
-    for r in records:
-        if r.metric.endswith("_exponent") and not r.metric.endswith("_local_exponent"):
-            of = r.details.get("of", r.metric.removesuffix("_exponent"))
-            local = [x.value for x in records if x.model == r.model and x.metric == f"{of}_local_exponent"]
-            span = f"{r.details['from']}..{r.details['to']} ({r.details['points']} points)" if r.error is None else r.error
-            trend = f"{local[0]:.3g} → {local[-1]:.3g}" if local else "-"
-            summary.add_row(escape(r.model), of, format_value(r.value), format_value(r.details.get("r2")), span, trend)
-    crossings = Table(title="crossovers (interpolated in log-log space)", header_style="bold")
-    for column in ("models", "metric", "crossover", "which is lower"):
-        crossings.add_column(column, justify="right" if column == "crossover" else "left")
-    for r in records:
-        if r.metric.endswith("_crossover"):
-            at = f"{r.value:,.0f} {r.unit}" if r.value is not None else "-" if r.error else "none in range"
-            if r.error:
-                lower = r.error
-            elif r.value is None:
-                lower = f"{r.details['lower_at_start']} throughout"
-            else:
-                lower = f"{r.details['lower_at_start']} below, {r.details['lower_at_end']} above"
-            crossings.add_row(escape(r.model), r.details.get("of", r.metric.removesuffix("_crossover")), at, escape(lower))
-    for extra in (summary, crossings):
-        if extra.row_count:
-            console.print(extra)
-    for warning in all_warnings(records):
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    print_sweep(document.records, axis, title)

@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from archbench.cli.app import app
-from archbench.cli.common import FormatOpt, handle_errors
+from archbench.cli.common import AllowCodeOpt, FormatOpt, handle_errors, real_stdout, runs_model_code
 
 
 @app.command("run")
 @handle_errors
+@runs_model_code
 def run_command(
     suite: Annotated[str, typer.Argument(help="Suite file (YAML), e.g. suites/ci.yaml.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run document to write (.json); "
@@ -23,6 +24,7 @@ def run_command(
                                                    "default: a local cluster started for the run.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished run on --out from its journal: "
                                          "skip the cases it finished, measure the rest.")] = False,
+    allow_code: AllowCodeOpt = False,
     fmt: FormatOpt = "table",
 ) -> None:
     """Run a suite's cases; every finished record is journalled at once (Ctrl-C keeps them).
@@ -68,7 +70,8 @@ def run_command(
                        f"{writer.journal_path}; {out} is unchanged", err=True)
             raise
     title = f"suite {spec.name}" + (f", shard {shard}" if shard else "") + f": {len(cases)} of {len(spec.cases)} cases"
-    emit(writer.document, fmt, None, title)
+    with real_stdout():
+        emit(writer.document, fmt, None, title)
     failed = sum(1 for r in writer.document.records if r.error)
     typer.echo(f"wrote {out}: {len(writer.document.records)} records, {failed} failed", err=True)
 
@@ -123,7 +126,10 @@ def compare_command(
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level of the test on timing samples.")] = 0.05,
     deterministic_only: Annotated[bool, typer.Option(
         "--deterministic-only", help="Only the exact figures (params, MACs...), not timings or memory.")] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown (a PR comment) or json.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown (a PR comment), json, or github (a "
+                                     "job summary, to $GITHUB_STEP_SUMMARY when set).",
+                                     metavar="[table|markdown|json|github]",
+                                     autocompletion=lambda: ["table", "markdown", "json", "github"])] = "table",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Also write the report to .md or .json.")] = None,
     allow_incomplete: Annotated[bool, typer.Option(
         "--allow-incomplete", help="Compare a run that did not finish (interrupted, killed, a journal) anyway.")] = False,
@@ -138,12 +144,12 @@ def compare_command(
 
     from archbench.errors import UserError
     from archbench.report.compare import (check_comparable, compare_runs, parse_thresholds, print_comparison,
-                                          to_json, to_markdown)
+                                          summary_line, to_github, to_json, to_markdown)
     from archbench.results.atomic import check_writable, write_atomic
     from archbench.results.record import load_run
 
-    if fmt not in ("table", "markdown", "json"):
-        raise UserError(f"unknown --format {fmt!r}; expected table, markdown or json")
+    if fmt not in ("table", "markdown", "json", "github"):
+        raise UserError(f"unknown --format {fmt!r}; expected table, markdown, json or github")
     writers = {".md": to_markdown, ".json": to_json}
     if out and Path(out).suffix.lower() not in writers:
         raise UserError(f"--out {out}: unknown extension {Path(out).suffix!r}; use .md or .json")
@@ -160,17 +166,42 @@ def compare_command(
         write_atomic(out, writers[Path(out).suffix.lower()](comparison))
     if fmt == "table":
         print_comparison(comparison)
+    elif fmt == "github":
+        _github_summary(to_github(comparison), summary_line(comparison))
     else:
         typer.echo((to_markdown if fmt == "markdown" else to_json)(comparison), nl=False)
     if comparison.failed:
         raise typer.Exit(1)
 
 
+def _github_summary(text: str, summary: str) -> None:
+    """Append ``text`` to the job summary file $GITHUB_STEP_SUMMARY when it is set (atomically: the file is
+    replaced by its old content and ``text``), and print ``summary`` for the job's log; print ``text`` otherwise."""
+    import os
+    from pathlib import Path
+
+    from archbench.errors import UserError
+    from archbench.results.atomic import write_atomic
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        typer.echo(text, nl=False)
+        return
+    try:
+        before = Path(path).read_text(encoding="utf-8") if os.path.exists(path) else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"GITHUB_STEP_SUMMARY={path}: cannot read it ({exc})") from None
+    write_atomic(path, before + ("\n" if before and not before.endswith("\n") else "") + text)
+    typer.echo(summary)
+    typer.echo(f"appended the summary to {path}", err=True)
+
+
 @app.command("report")
 @handle_errors
 def report_command(
     run: Annotated[str, typer.Argument(help="Run document (.json) from run, merge, scaling or any --out.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or html.")] = "markdown",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or html.", metavar="[markdown|html]",
+                                     autocompletion=lambda: ["markdown", "html"])] = "markdown",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write to FILE (plots next to it).")] = None,
 ) -> None:
     """Render a run as a readable Markdown or HTML report, with a plot of each sweep."""

@@ -21,11 +21,9 @@ from typing import Any, Callable, Iterator
 
 from archbench.errors import UserError
 from archbench.results.record import Record, RunWriter
-from archbench.suite import Case, Settings
+from archbench.suite import Case, CaseSettings
 
 INSTALL_HINT = "pip install 'archbench[ray]'"
-TIMED = frozenset({"latency", "memory"})
-"""Suite metrics that need a whole device to themselves."""
 WAIT_S = 0.5
 """How long the driver waits for a result before looking again (and letting Ctrl-C in)."""
 
@@ -118,7 +116,7 @@ class RayCluster:
     def __init__(self, ray):
         self.ray = ray
 
-    def run_cases(self, cases: tuple[Case, ...], writer: RunWriter, defaults: Settings,
+    def run_cases(self, cases: tuple[Case, ...], writer: RunWriter, defaults: CaseSettings,
                   progress: Callable[[int, int, str], None] | None = None) -> None:
         """Run ``cases`` as tasks, writing records as they arrive; then order them as the suite and finish.
 
@@ -144,7 +142,7 @@ class RayCluster:
         if progress:
             progress(len(cases), len(cases), "done")
 
-    def _submit(self, cases: tuple[Case, ...], writer: RunWriter, defaults: Settings) -> dict:
+    def _submit(self, cases: tuple[Case, ...], writer: RunWriter, defaults: CaseSettings) -> dict:
         """Start a task per case; a case no node can take (a GPU on a cluster without one) is error rows at once."""
         ray = self.ray
         node_cpus = max(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"])
@@ -176,14 +174,16 @@ class RayCluster:
 
 def case_resources(case: Case, node_cpus: int) -> dict[str, int]:
     """Ray resources for ``case``: a whole GPU or every CPU of a node when it is timed, else one CPU."""
-    if not TIMED & set(case.metrics):
+    from archbench.measure.run import GROUPS
+
+    if not any(GROUPS[metric].on_device for metric in case.metrics):  # none needs a whole device to itself
         return {"num_cpus": 1}
     if case.settings.device.startswith("cuda"):
         return {"num_cpus": 1, "num_gpus": 1}
     return {"num_cpus": node_cpus}
 
 
-def measure_case(case: Case, defaults: Settings, cpus: int) -> tuple[list[Record], dict[str, Any]]:
+def measure_case(case: Case, defaults: CaseSettings, cpus: int) -> tuple[list[Record], dict[str, Any]]:
     """The Ray task: ``case`` measured by :func:`archbench.runner.run_case` with ``cpus`` threads; records and env."""
     import torch
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _first(config: Any, *names: str) -> Any:
-    """The first of ``names`` that ``config`` sets to something other than None."""
-    return next((value for name in names if (value := getattr(config, name, None)) is not None), None)
+from archbench.models.structure import expert_layers, first_of
 
 
 def kv_cache_bytes(config: Any, seq: int, batch: int, dtype_bytes: int) -> int | None:
@@ -23,35 +20,16 @@ def kv_cache_bytes(config: Any, seq: int, batch: int, dtype_bytes: int) -> int |
     min(T, W − 1) tokens, as transformers' sliding cache does. None for a model without attention heads
     (a state-space model such as Mamba has no KV cache).
     """
-    layers = _first(config, "num_hidden_layers", "n_layer", "num_layers")
-    heads = _first(config, "num_attention_heads", "n_head", "num_heads")
+    layers = first_of(config, "num_hidden_layers", "n_layer", "num_layers")
+    heads = first_of(config, "num_attention_heads", "n_head", "num_heads")
     if not layers or not heads:
         return None
-    kv_heads = _first(config, "num_key_value_heads") or (1 if getattr(config, "multi_query", False) else heads)
-    head_dim = _first(config, "head_dim") or _first(config, "hidden_size", "n_embd", "d_model") // heads
+    kv_heads = first_of(config, "num_key_value_heads") or (1 if getattr(config, "multi_query", False) else heads)
+    head_dim = first_of(config, "head_dim") or first_of(config, "hidden_size", "n_embd", "d_model") // heads
     window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
     layer_types = getattr(config, "layer_types", None) or ["sliding_attention" if window else "full_attention"] * layers
     tokens = sum(min(seq, window - 1) if kind == "sliding_attention" and window else seq for kind in layer_types)
     return 2 * kv_heads * head_dim * tokens * dtype_bytes * batch
-
-
-def expert_layers(module: Any) -> list[tuple[Any, int]]:
-    """Each mixture-of-experts layer of ``module`` as (its experts, top_k: how many experts a token reaches).
-
-    An MoE block is a module with an ``experts`` child that knows ``num_experts`` (transformers' stacked
-    experts) or is a list of expert modules; top_k is the block's ``top_k``, its router's (``gate.top_k``),
-    or the config's ``num_experts_per_tok``.
-    """
-    layers = []
-    for block in module.modules():
-        experts = getattr(block, "experts", None)
-        if experts is None or not (hasattr(experts, "num_experts") or hasattr(experts, "__len__")):
-            continue
-        top_k = (_first(block, "top_k", "num_experts_per_tok") or _first(getattr(block, "gate", None), "top_k")
-                 or _first(getattr(experts, "config", None) or getattr(block, "config", None), "num_experts_per_tok"))
-        if top_k:
-            layers.append((experts, int(top_k)))
-    return layers
 
 
 def active_params(module: Any) -> int:
@@ -74,7 +52,7 @@ def attention_share(count: Any) -> float:
     Those are the fused attention kernels (scaled_dot_product_attention in every backend, their pairs as
     counted: full or causal) and the attention part of the fused nn.MultiheadAttention and encoder-layer
     fast paths, plus, for eager attention, the batched products (bmm, baddbmm) run inside a module whose
-    class name contains "Attention" (see :func:`archbench.measure.flops.is_attention_module`). Projections
+    class name contains "Attention" (see :func:`archbench.models.structure.is_attention_module`). Projections
     are linear layers and do not count. 0.0 for a count without MACs.
     """
     return count.attention_macs / count.macs if count.macs else 0.0

@@ -1,19 +1,17 @@
-"""MAC/FLOP counting with two engines that share :mod:`archbench.measure.formulas`.
+"""MAC/FLOP counting: two engines, thin adapters over one op table (:mod:`archbench.measure.ops`).
 
-- ``fvcore``: jit tracing through fvcore's public handle API (``FlopCountAnalysis.set_op_handle``);
-  needs positional tensor inputs on a real device.
-- ``dispatch``: ``torch.utils.flop_counter.FlopCounterMode`` with archbench's formulas in its
-  ``custom_mapping``, plus a ledger mode that sees every op actually run; it works on the
+- ``fvcore``: jit tracing through fvcore's public handle API (``FlopCountAnalysis.set_op_handle``),
+  one handle per table entry; needs positional tensor inputs on a real device.
+- ``dispatch``: a ledger mode that files every op actually run through the table, under
+  ``torch.utils.flop_counter.FlopCounterMode``, which keeps the per-module MACs; it works on the
   meta device, with keyword inputs (Hugging Face models) and for backward.
 
 ``macs`` is multiply-accumulate work (linear, conv, matmul, einsum, attention, recurrent
 weights); ``flops`` = 2 × ``macs``. Bias additions, normalisation, softmax, activations,
-pooling and other elementwise work go to ``other_flops``, best effort: FLOPs per element of
-the largest tensor the op touches (:data:`OTHER_FLOPS_PER_ELEMENT`), and inside fused attention
-and recurrent kernels :func:`fused_elementwise_flops` and :func:`recurrent_elementwise_flops`.
-An op in neither group and not pure data movement (:data:`DATA_MOVEMENT_OPS`) is *uncounted*:
-reported with its call count and modules, never silently zero. :data:`NEGLIGIBLE_OPS` are the uncounted ops
-known to be negligible, which ``--strict`` tolerates.
+pooling, losses and other elementwise work go to ``other_flops``, best effort (see the table).
+An op neither in the table nor pure data movement is *uncounted*: reported with its call count
+and the modules that ran it (under ``backward``, the module whose forward made it), never
+silently zero. The table's negligible ops are the uncounted ones ``--strict`` tolerates.
 
 Forward counts run under ``torch.no_grad()`` (inference), so PyTorch's fused fast paths
 (``_transformer_encoder_layer_fwd``, ``_native_multi_head_attention``) are taken where it
@@ -30,14 +28,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from archbench.errors import UserError
-from archbench.measure import formulas
+from archbench.measure import formulas, ops
+from archbench.measure.closed_form import closed_form_check, disagreement
 from archbench.measure.params import module_depth
-from archbench.metrics import unit_of
+from archbench.models.structure import META_ROUTING, is_attention_module, meta_routing
 from archbench.results.record import Record
 
 if TYPE_CHECKING:
@@ -50,73 +49,24 @@ ATTENTION_NOTES = {
     "full": "causal or masked attention is counted as the full L×S score matrix, as the math backend computes it",
     "causal": "scaled_dot_product_attention counts only the query–key pairs its mask keeps",
 }
-META_ROUTING = ("meta device: routing cannot be read, each token is taken to reach its top-k experts "
-                "(uniform routing), counted with transformers' batched_mm experts path")
-
-# Elementwise, normalisation, reduction and pooling work: FLOPs per element of the largest
-# tensor the op reads or writes. "bias" is the bias addition of addmm/baddbmm/linear/conv.
-OTHER_FLOPS_PER_ELEMENT: dict[str, int] = {
-    **dict.fromkeys(
-        (
-            "bias", "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "neg", "pow", "sqrt",
-            "rsqrt", "exp", "log", "abs", "reciprocal", "erf", "addcmul", "addcdiv", "lerp", "relu", "relu_",
-            "relu6", "threshold", "threshold_", "clamp", "clamp_", "clamp_min", "clamp_min_", "hardtanh",
-            "hardtanh_", "leaky_relu", "leaky_relu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "gelu", "gelu_",
-            "silu", "silu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "elu", "elu_", "mish",
-            "softplus", "cos", "sin", "sum", "mean", "var", "std", "max_pool1d", "max_pool2d", "max_pool3d",
-            "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "_adaptive_avg_pool2d",
-            "adaptive_max_pool2d", "upsample_nearest2d",
-            # backward of the above
-            "threshold_backward", "gelu_backward", "tanh_backward", "sigmoid_backward", "silu_backward",
-            "hardswish_backward", "hardsigmoid_backward", "leaky_relu_backward", "hardtanh_backward", "elu_backward",
-            "max_pool2d_with_indices_backward", "avg_pool2d_backward", "_adaptive_avg_pool2d_backward",
-        ),
-        1,
-    ),
-    **dict.fromkeys(("linalg_vector_norm", "norm"), 2),
-    **dict.fromkeys(("upsample_bilinear2d", "grid_sampler", "grid_sampler_2d"), 4),  # 4 neighbours per output
-    **dict.fromkeys(("softmax", "_softmax", "_safe_softmax", "log_softmax", "_log_softmax", "_softmax_backward_data",
-                     "_log_softmax_backward_data"), 3),
-    **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "native_group_norm", "instance_norm",
-                     "native_layer_norm_backward", "native_group_norm_backward", "native_batch_norm_backward"), 5),
-    **dict.fromkeys(
-        ("batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training"), 2
-    ),
-}
-
-FUSED_ELEMENTWISE = "fused_elementwise"  # other_flops inside fused attention kernels, see fused_elementwise_flops
 ATTENTION_PRODUCTS = "attention_products"  # fvcore handles: MACs of attention's score and value products
 
-# No arithmetic: views, copies, allocation, indexing and lookups (embedding), masks, random draws.
-DATA_MOVEMENT_OPS = frozenset(
-    (
-        "view", "_unsafe_view", "reshape", "_reshape_alias", "as_strided", "t", "transpose", "transpose_",
-        "permute", "expand", "expand_as", "unsqueeze", "unsqueeze_", "squeeze", "squeeze_", "select", "slice",
-        "narrow", "flatten", "unflatten", "clone", "detach", "detach_", "alias", "contiguous", "cat", "stack",
-        "split", "split_with_sizes", "unsafe_split", "chunk", "unbind", "zeros", "zeros_like", "ones",
-        "ones_like", "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "new_zeros",
-        "new_ones", "new_full", "full", "full_like", "fill_", "zero_", "arange", "copy_", "_to_copy", "to",
-        "type_as", "lift_fresh", "lift_fresh_copy", "scalar_tensor", "embedding", "gather", "index_select",
-        "index", "repeat", "tril", "triu", "masked_fill", "masked_fill_", "where", "constant_pad_nd", "pad",
-        "roll", "flip", "dropout", "feature_dropout", "native_dropout", "bernoulli_", "bernoulli", "Int",
-        "ScalarImplicit", "size", "numel", "dim", "item", "_local_scalar_dense", "_assert_async",
-        "resize_", "set_", "_has_compatible_shallow_copy_type", "rand", "randn", "uniform_",
-        "normal_", "channel_shuffle", "pixel_shuffle", "as_strided_", "select_backward", "slice_backward",
-    )
-)
 
-# Uncounted ops known to be negligible next to the MAC work (comparisons, integer and index
-# arithmetic, small reductions). Reported like every uncounted op; ``--strict`` tolerates them.
-NEGLIGIBLE_OPS = frozenset(
-    (
-        "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "bitwise_and",
-        "bitwise_or", "bitwise_not", "__and__", "__or__", "argmax", "argmin", "max", "min", "amax", "amin",
-        "topk", "sort", "cumsum", "floor", "floor_divide", "remainder", "round", "any", "all", "scatter",
-        "scatter_add", "scatter_", "index_put_", "index_put", "index_add", "index_add_", "sign", "isnan", "isinf",
-        "nonzero", "maximum", "minimum", "aminmax", "histc", "bincount", "embedding_dense_backward",
-    )
-)
+@dataclass(frozen=True)
+class OpCall:
+    """One op call the dispatch engine ran: its op, the innermost module running it ("" the model itself; under
+    backward the module whose forward made it), and its work."""
+
+    op: str  # aten.<name>
+    module: str
+    macs: int
+    other_flops: int
+    bytes_moved: int
+
+    @property
+    def flops(self) -> int:
+        """All its FLOPs: 2 × MACs + other FLOPs (the arithmetic intensity's numerator)."""
+        return 2 * self.macs + self.other_flops
 
 
 @dataclass
@@ -133,7 +83,14 @@ class FlopCount:
     uncounted_modules: dict[str, list[str]] = field(default_factory=dict)  # op -> modules that ran it
     other_by_operator: dict[str, int] = field(default_factory=dict)  # op -> FLOPs
     attention_macs: int = 0  # MACs of attention's score and value products (QKᵀ and AV), see is_attention_module
+    other_by_module: dict[str, int] = field(default_factory=dict)  # module name -> other FLOPs (dispatch engine)
     details: dict[str, Any] = field(default_factory=dict)  # how attention and routing were counted
+    calls: list[OpCall] = field(default_factory=list)  # every op call, in order (the dispatch engine's)
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes every op call reads and writes (:func:`archbench.measure.ops.moved_bytes`)."""
+        return sum(c.bytes_moved for c in self.calls)
 
     @property
     def flops(self) -> int:
@@ -143,55 +100,33 @@ class FlopCount:
     @property
     def significant_uncounted(self) -> dict[str, int]:
         """Uncounted ops that are not on the documented list of negligible ones."""
-        return {op: n for op, n in self.uncounted.items() if base_name(op) not in NEGLIGIBLE_OPS}
+        return {op: n for op, n in self.uncounted.items() if ops.base_name(op) not in ops.NEGLIGIBLE_OPS}
 
 
-def fused_elementwise_flops(op: str, query: tuple, key: tuple, heads: int = 1, feedforward: int = 0) -> int:
-    """Best-effort other FLOPs inside a fused attention kernel, where no op of its own reports them.
-
-    Softmax (3 per score) for scaled dot-product attention, whose query (..., L, E) already carries
-    its heads; plus the four projections' bias adds for ``_native_multi_head_attention`` (query and
-    key (B, L|S, E), ``heads`` heads); plus, for ``_transformer_encoder_layer_fwd``, the feed-forward's
-    bias adds and activation, two residual adds and two layer norms (5 per element).
-    """
-    rows, source, width = math.prod(query[:-1]), key[-2], query[-1]
-    softmax = 3 * rows * heads * source
-    if "multi_head" not in op and "transformer_encoder_layer" not in op:
-        return softmax
-    projection_biases = 2 * rows * width + 2 * math.prod(key)  # q and out on the query side, k and v on the key side
-    if "multi_head" in op:
-        return softmax + projection_biases
-    return softmax + projection_biases + rows * (2 * feedforward + 13 * width)  # ff bias+act, d: bias, 2 adds, 2 norms
-
-
-# Elementwise FLOPs of one recurrent cell step per hidden unit, by number of gates (LSTM 4, GRU 3, RNN 1):
-# each gate pre-activation element takes two bias adds, the input + hidden add and its activation (4), then
-# the state update: LSTM 5 (c = f*c + i*g, o * tanh(c)), GRU 4 (r * n_h, n add, (1 - z) * n + z * h), RNN 0.
-RECURRENT_CELL_FLOPS_PER_HIDDEN = {4: 4 * 4 + 5, 3: 4 * 3 + 4, 1: 4 * 1}
-
-
-def recurrent_elementwise_flops(input_shape: tuple, gate_rows: int, hidden: int, cells: int = 1) -> int:
-    """Best-effort other FLOPs inside a fused recurrent op: ``cells`` (layers × directions) cells of ``hidden``
-    units whose input-to-gates weight has ``gate_rows`` rows, over every step and batch element of the input."""
-    rows = math.prod(input_shape[:-1])
-    return rows * cells * RECURRENT_CELL_FLOPS_PER_HIDDEN.get(gate_rows // hidden, 0) * hidden
-
-
-def base_name(op: str) -> str:
-    """``aten::add`` / ``aten.add`` / ``aten.add.Tensor`` -> ``add``."""
-    name = op.split("::", 1)[-1]
-    if name.startswith("aten."):
-        name = name[len("aten."):]
-    return name.split(".")[0]
+def check_count_options(engine: str = "auto", attention_count: str = "full", by: str | None = None,
+                        depth: int | None = None) -> str | None:
+    """UserError (one line) for an unknown engine, attention count or breakdown, or a depth below 1 or with
+    ``by="operator"``; returns the breakdown (a depth alone means per module). The one check of these options,
+    for the commands, the suites and the API alike."""
+    if engine not in ENGINES:
+        raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if attention_count not in ATTENTION_COUNTS:
+        raise UserError(f"unknown --attention-count {attention_count!r}; expected one of {', '.join(ATTENTION_COUNTS)}")
+    if by not in (None, "module", "operator"):
+        raise UserError(f"unknown --by {by!r}; expected module or operator")
+    if depth is not None:
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise UserError(f"--depth must be a positive integer, got {depth}")
+        if by == "operator":
+            raise UserError("--depth applies to --by module, not --by operator")
+        return "module"
+    return by
 
 
 def choose_engine(built: Subject, engine: str = "auto", backward: bool = False,
                   attention_count: str = "full") -> str:
     """The engine that will count ``built``: fvcore where jit tracing can, dispatch elsewhere."""
-    if engine not in ENGINES:
-        raise UserError(f"unknown --engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if attention_count not in ATTENTION_COUNTS:
-        raise UserError(f"unknown --attention-count {attention_count!r}; expected one of {', '.join(ATTENTION_COUNTS)}")
+    check_count_options(engine, attention_count)
     from archbench.models.decode import DecodeStep
 
     _, kwargs = built.example_inputs(device="meta")
@@ -228,6 +163,8 @@ def count_flops(model, inputs=None, *, backward: bool = False, engine: str = "au
     if chosen == "fvcore":
         try:
             result = _count_fvcore(built)
+        except ops.OpSchemaError:
+            raise
         except Exception as exc:  # jit tracing failed: a clear line, or the dispatch engine under "auto"
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
             if engine == "fvcore":
@@ -249,8 +186,7 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
                  engine: str = "auto", attention_count: str = "full") -> list[Record]:
     """Records ``macs``, ``flops`` and ``other_flops`` for the model, then per module (``by="module"``,
     down to ``depth``) or per operator (``by="operator"``) ``macs`` rows."""
-    if by not in (None, "module", "operator"):
-        raise UserError(f"unknown --by {by!r}; expected module or operator")
+    check_count_options(engine, attention_count, by)
     count = count_flops(built, backward=backward, engine=engine, attention_count=attention_count)
     point = dict(built.point)
     details: dict[str, Any] = {"engine": count.engine, "pass": "forward+backward" if backward else "forward"}
@@ -258,31 +194,87 @@ def flop_records(built: Subject, *, backward: bool = False, by: str | None = Non
         details["attention"] = ATTENTION_NOTES[attention_count]
         details["attention_count"] = attention_count
     details.update(count.details)
+    closed_form = closed_form_check(built.module, batch=built.batch, seq=built.seq, phase=built.phase,
+                                    attention_count=attention_count, backward=backward)
+    if closed_form is not None:
+        details["closed_form_macs"] = closed_form
+        if (mismatch := disagreement(count.macs, closed_form)) is not None:
+            details["closed_form_mismatch"] = mismatch
+            count.warnings.append(mismatch)
     if count.uncounted:
         details["uncounted_ops"] = dict(count.uncounted)
     if count.significant_uncounted:
         details["significant_uncounted"] = count.significant_uncounted
     records = [
-        Record(built.label, "macs", count.macs, unit_of("macs"), point, warnings=list(count.warnings), details=details),
-        Record(built.label, "flops", count.flops, unit_of("flops"), point, details={"definition": "2 x macs"}),
-        Record(built.label, "other_flops", count.other_flops, unit_of("other_flops"), point,
+        Record.of(built.label, "macs", count.macs, point, warnings=list(count.warnings), details=details),
+        Record.of(built.label, "flops", count.flops, point, details={"definition": "2 x macs"}),
+        Record.of(built.label, "other_flops", count.other_flops, point,
                details={"what": "bias, normalisation, softmax, activation, pooling, elementwise (best effort)"}),
     ]
+    traffic = count if count.calls else _count_dispatch(built, backward, attention_count)
+    moved_details: dict[str, Any] = {"convention": BYTES_CONVENTION}
+    if count is not traffic:
+        moved_details["engine"] = "dispatch (the fvcore engine sees no dtypes)"
+    if "routing" in traffic.details and built.device == "meta":
+        moved_details["routing"] = META_EXPERT_BYTES
+    records.append(Record.of(built.label, "bytes_moved", traffic.bytes_moved, point, details=moved_details))
     if count.attention_macs:
         from archbench.measure.architecture import attention_share
 
-        records.append(Record(built.label, "attention_share", attention_share(count), unit_of("attention_share"), point,
+        records.append(Record.of(built.label, "attention_share", attention_share(count), point,
                               details={"attention_macs": count.attention_macs, "macs": count.macs,
                                        "attention_count": attention_count,
                                        "what": "MACs of attention's score and value products (QK^T, AV) / macs"}))
     if by == "module":
+        moved = group_calls(traffic.calls, "module", list(count.by_module))
         for name, macs in count.by_module.items():
             if name and (depth is None or module_depth(name) <= depth):
-                records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "module": name}))
+                records.append(Record.of(built.label, "macs", macs, {**point, "module": name}))
+                records.append(Record.of(built.label, "bytes_moved", moved[name].bytes_moved,
+                                         {**point, "module": name}))
     elif by == "operator":
         for op, macs in sorted(count.by_operator.items(), key=lambda item: -item[1]):
-            records.append(Record(built.label, "macs", macs, unit_of("macs"), {**point, "operator": op}))
+            records.append(Record.of(built.label, "macs", macs, {**point, "operator": op}))
+        for op, work in sorted(group_calls(traffic.calls, "operator").items(), key=lambda item: -item[1].bytes_moved):
+            if work.bytes_moved:
+                records.append(Record.of(built.label, "bytes_moved", work.bytes_moved, {**point, "operator": op}))
     return records
+
+
+BYTES_CONVENTION = ("each op reads its inputs and writes its outputs once at their dtype's size; views move nothing; "
+                    "fused attention moves Q, K, V and its output, not the scores")
+META_EXPERT_BYTES = ("meta device: each token's top-k experts' weights are read once per token (the batched path); "
+                     "a grouped kernel with real routing reads each routed expert once")
+
+
+def module_names(calls: list[OpCall]) -> list[str]:
+    """The modules the calls ran in and all their parents ("" the whole model), sorted."""
+    return sorted({"", *(".".join(c.module.split(".")[:i]) for c in calls if c.module
+                         for i in range(1, c.module.count(".") + 2))})
+
+
+def group_calls(calls: list[OpCall], by: str, names: list[str] | None = None) -> dict[str, OpCall]:
+    """The calls' work summed per ``by="operator"``, or per ``by="module"``: each module of ``names`` (default:
+    the modules the calls ran in and their parents; "" the whole model) with the calls of its submodules."""
+    if by == "operator":
+        totals: dict[str, list[int]] = {}
+        for c in calls:
+            total = totals.setdefault(c.op, [0, 0, 0])
+            total[0] += c.macs
+            total[1] += c.other_flops
+            total[2] += c.bytes_moved
+        return {op: OpCall(op, "", *t) for op, t in totals.items()}
+    own: dict[str, list[int]] = {}
+    for c in calls:
+        total = own.setdefault(c.module, [0, 0, 0])
+        total[0] += c.macs
+        total[1] += c.other_flops
+        total[2] += c.bytes_moved
+    grouped = {}
+    for name in module_names(calls) if names is None else names:
+        inside = [t for module, t in own.items() if not name or module == name or module.startswith(name + ".")]
+        grouped[name] = OpCall("", name, *(sum(t[i] for t in inside) for i in range(3)))
+    return grouped
 
 
 def _uncounted_warnings(count: FlopCount) -> list[str]:
@@ -297,27 +289,6 @@ def _uncounted_warnings(count: FlopCount) -> list[str]:
 
 
 # ---------------------------------------------------------------- dispatch engine
-
-
-def _as_flops(macs_formula: Callable[..., int]) -> Callable[..., int]:
-    """FlopCounterMode's formulas return FLOPs (2 × MACs); archbench's return MACs."""
-
-    def formula(*args, **kwargs):  # kwargs carry out_shape, the shape of the op's output
-        return 2 * macs_formula(*args, **kwargs)
-
-    return formula
-
-
-# The fused kernels F.scaled_dot_product_attention dispatches to; each takes (query, key, value, ...) as (B, H, L, E).
-SDPA_KERNELS = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-                "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention")
-
-
-def is_attention_module(module) -> bool:
-    """Whether ``module`` is an attention layer, by its class name (``LlamaAttention``, ``BertSelfAttention``,
-    ``nn.MultiheadAttention``, ...): its batched products of two activations (bmm, baddbmm) are the score
-    and value products QKᵀ and AV of eager attention; its projections are linear layers (mm, addmm)."""
-    return "Attention" in type(module).__name__
 
 
 def sdpa_kept_pairs(query, key, attn_mask=None, is_causal: bool = False, module=None) -> tuple[int, str]:
@@ -365,6 +336,8 @@ class _AttentionCalls:
     unfused: int = 0  # causal counts that reached no fused kernel (math backend: bmm, counted in full)
     eager: int = 0  # score and value products of eager attention (bmm in attention modules, outside any SDPA call)
     in_call: bool = False  # an SDPA call is running
+    moved: int | None = None  # on meta: the bytes the call's Q, K, V and mask hold, before the interceptor's expansion
+    expanding: bool = False  # on meta: the interceptor is expanding GQA's kv heads (no traffic of the model's)
 
 
 def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any]):
@@ -388,9 +361,14 @@ def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any
                 calls.pending, how = sdpa_kept_pairs(q, k, mask, call.get("is_causal", False), attention_module())
                 calls.how[how] += 1
             if q.device.type == "meta" and q.dim() == 4:
+                calls.moved = ops.tensor_bytes((q, k, v, mask))  # what the fused kernel reads (GQA: the kv heads)
                 if call.get("enable_gqa") and k.shape[-3] != q.shape[-3]:
                     groups = q.shape[-3] // k.shape[-3]
-                    k, v = (t[:, :, None].expand(-1, -1, groups, -1, -1).flatten(1, 2) for t in (k, v))
+                    calls.expanding = True  # the CPU kernel reads the kv heads in place: this copy is not traffic
+                    try:
+                        k, v = (t[:, :, None].expand(-1, -1, groups, -1, -1).flatten(1, 2) for t in (k, v))
+                    finally:
+                        calls.expanding = False
                 out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
                     q, k, v, call.get("dropout_p", 0.0), call.get("is_causal", False), attn_mask=mask,
                     scale=call.get("scale"))[0]
@@ -408,63 +386,6 @@ def _sdpa_interceptor(calls: _AttentionCalls, attention_module: Callable[[], Any
     return SdpaCalls()
 
 
-def _dispatch_formulas(calls: _AttentionCalls) -> dict:
-    """custom_mapping for FlopCounterMode: archbench's formulas for every MAC op it knows (shapes in, FLOPs out);
-    the fused attention kernels count the pairs ``calls`` says the call in flight keeps."""
-    import torch
-
-    aten = torch.ops.aten
-
-    def conv(x, w, bias, stride, padding, dilation, transposed, *rest, out_shape, **kwargs):
-        return formulas.conv_macs(x, w, out_shape, transposed)
-
-    def encoder_layer(src, embed_dim, heads, *weights, **kwargs):
-        ffn_weight_1 = weights[11]  # after qkv/proj weights and biases, use_gelu, norm_first, eps, the norms
-        return formulas.encoder_layer_macs(src, ffn_weight_1[0])
-
-    table = {
-        aten.mm: lambda a, b, **kw: formulas.matmul_macs(a, b),
-        aten.addmm: lambda bias, a, b, **kw: formulas.matmul_macs(a, b),
-        aten.bmm: lambda a, b, **kw: formulas.matmul_macs(a, b),
-        aten.baddbmm: lambda bias, a, b, **kw: formulas.matmul_macs(a, b),
-        aten.mv: lambda a, b, **kw: formulas.matmul_macs(a, b),
-        aten.addmv: lambda bias, a, b, **kw: formulas.matmul_macs(a, b),
-        aten.dot: lambda a, b, **kw: formulas.matmul_macs(a, b),
-        aten.convolution: conv,
-        aten._convolution: conv,
-        aten._native_multi_head_attention: lambda q, k, v, embed_dim, *rest, **kw: formulas.multi_head_attention_macs(
-            q, k, v, embed_dim),
-        aten._transformer_encoder_layer_fwd: encoder_layer,
-        aten._cudnn_rnn: lambda input, weights, *rest, **kw: formulas.recurrent_macs(input, weights),
-        aten.mkldnn_rnn_layer: lambda input, *w, **kw: formulas.recurrent_macs(input, w[:4]),
-        aten.mkldnn_rnn_layer_backward: lambda input, *w, **kw: formulas.recurrent_backward_macs(input, w[:4]),
-    }
-    if hasattr(aten, "_grouped_mm"):
-        table[aten._grouped_mm] = lambda a, b, *rest, **kw: formulas.grouped_mm_macs(a, b)
-    mapping = {op: _as_flops(f) for op, f in table.items()}
-
-    def fused_attention(q, k, v, *rest, out_val=None, **kwargs):  # raw tensors: the pairs kept come from ``calls``
-        kept, calls.pending = calls.pending, None
-        calls.kept.append(kept)
-        macs = formulas.attention_macs(q.shape, k.shape, v.shape, kept)
-        calls.macs += macs
-        return 2 * macs
-
-    def fused_attention_backward(grad, q, k, v, *rest, out_val=None, **kwargs):  # the pairs of its forward call
-        kept = calls.kept.pop() if calls.kept else None
-        macs = formulas.attention_backward_macs(q.shape, k.shape, v.shape, kept)
-        calls.macs += macs
-        return 2 * macs
-
-    fused_attention._get_raw = fused_attention_backward._get_raw = True  # FlopCounterMode passes tensors
-    for name in ("scaled_dot_product_attention", *SDPA_KERNELS):
-        if hasattr(aten, name):
-            mapping[getattr(aten, name)] = fused_attention
-        if hasattr(aten, f"{name}_backward"):
-            mapping[getattr(aten, f"{name}_backward")] = fused_attention_backward
-    return mapping
-
-
 def _module_name(tracked: str, root: str) -> str:
     """ModuleTracker's ``Root.layer1.0`` -> ``layer1.0``; the root itself -> ``""``."""
     if tracked == root:
@@ -472,48 +393,28 @@ def _module_name(tracked: str, root: str) -> str:
     return tracked[len(root) + 1:] if tracked.startswith(root + ".") else tracked
 
 
-def _attention_products(name: str, args: tuple, in_attention_module: bool) -> int:
-    """MACs of attention's score and value products in an op the fused-kernel formula does not already tally."""
-    if name == "_native_multi_head_attention":
-        return formulas.attention_macs(args[0].shape, args[1].shape, args[2].shape)
-    if name == "_transformer_encoder_layer_fwd":
-        return formulas.attention_macs(args[0].shape, args[0].shape, args[0].shape)
-    if in_attention_module and name in ("bmm", "baddbmm"):
-        a, b = args[-2:] if name == "baddbmm" else args[:2]
-        return formulas.matmul_macs(a.shape, b.shape)
-    return 0
-
-
-@contextmanager
-def meta_routing(module, device: str):
-    """On the meta device, run transformers' mixture-of-experts layers with the batched_mm path: the default
-    grouped_mm fails there on a dtype check and the eager loop on ``nonzero``; batched_mm sends each token
-    to its top-k experts, the routing assumed where it cannot be read. Yields whether the model has experts."""
-    from archbench.measure.architecture import expert_layers
-
-    layers = expert_layers(module)
-    configs = {id(c): c for experts, _ in layers
-               if (c := getattr(experts, "config", None)) is not None and hasattr(c, "_experts_implementation")}
-    saved = {key: config._experts_implementation for key, config in configs.items()}
-    if device == "meta":
-        for config in configs.values():
-            config._experts_implementation = "batched_mm"
-    try:
-        yield bool(layers)
-    finally:
-        for key, config in configs.items():
-            config._experts_implementation = saved[key]
-
-
 def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full") -> FlopCount:
+    """The dispatch adapter: a ledger mode files every op that runs through the op table; FlopCounterMode
+    (whose registry holds the table's products only) decomposes what the table lacks and keeps the MACs of
+    each module."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
     from torch.utils.flop_counter import FlopCounterMode
 
     calls = _AttentionCalls(attention_count)
-    counter = FlopCounterMode(display=False, custom_mapping=_dispatch_formulas(calls))
+    last = [0]  # the MACs of the product the ledger has just filed, read back by FlopCounterMode
+
+    def filed_flops(*args, **kwargs) -> int:
+        return 2 * last[0]
+
+    filed_flops._get_raw = True  # FlopCounterMode passes tensors through untouched: nothing to convert
+    products = {getattr(torch.ops.aten, name): filed_flops for name, entry in ops.OPS.items()
+                if entry.macs and not entry.traced_only and hasattr(torch.ops.aten, name)}
+    counter = FlopCounterMode(display=False, custom_mapping=products)
+    counter.flop_registry = {packet: f for packet, f in counter.flop_registry.items() if packet in products}
     other: Counter[str] = Counter()
+    other_tracked: Counter[str] = Counter()  # module name -> other FLOPs of the ops run inside it
+    op_calls: list[OpCall] = []
     uncounted: Counter[str] = Counter()
     where: dict[str, dict[str, None]] = {}
     module = built.module
@@ -525,48 +426,70 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         names = sorted((p for p in counter.mod_tracker.parents if p != "Global"), key=len, reverse=True)
         return [modules[n] for n in (_module_name(p, root) for p in names) if n in modules]
 
+    def innermost_name() -> str | None:
+        running = [p for p in counter.mod_tracker.parents if p != "Global"]
+        return _module_name(max(running, key=len), root) if running else None
+
     def attention_module():
         return next((m for m in running_modules() if hasattr(m, "is_causal")), None)
+
+    origins = _ForwardOrigins(innermost_name) if backward else None
 
     class Ledger(TorchDispatchMode):
         """Sees every op that actually runs (after FlopCounterMode's decompositions) and files it."""
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            packet = func._overloadpacket
-            name = base_name(str(packet))
-            if packet in counter.flop_registry:
-                innermost = running_modules()[:1]
-                products = _attention_products(name, args, bool(innermost) and is_attention_module(innermost[0]))
-                calls.macs += products
-                calls.eager += bool(products) and name in ("bmm", "baddbmm") and not calls.in_call
-                has_bias = name in ("addmm", "baddbmm", "addmv") or (
-                    name in ("convolution", "_convolution") and args[2] is not None)
-                if has_bias:
-                    other["bias"] += _largest_numel(out)
-                elif name == "_transformer_encoder_layer_fwd":
-                    other[FUSED_ELEMENTWISE] += fused_elementwise_flops(
-                        name, args[0].shape, args[0].shape, args[2], args[14].shape[0])
-                elif name == "_native_multi_head_attention":
-                    other[FUSED_ELEMENTWISE] += fused_elementwise_flops(name, args[0].shape, args[1].shape, args[4])
-                elif "attention" in name:
-                    other[FUSED_ELEMENTWISE] += fused_elementwise_flops(name, args[0].shape, args[1].shape)
-                elif name == "mkldnn_rnn_layer":  # one layer, one direction
-                    other[FUSED_ELEMENTWISE] += recurrent_elementwise_flops(args[0].shape, args[1].shape[0], args[10])
-                elif name == "_cudnn_rnn":
-                    cells = args[9] * (2 if args[13] else 1)
-                    other[FUSED_ELEMENTWISE] += recurrent_elementwise_flops(
-                        args[0].shape, args[1][0].shape[0], args[7], cells)
-            elif name in OTHER_FLOPS_PER_ELEMENT:
-                tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
-                other[name] += OTHER_FLOPS_PER_ELEMENT[name] * max((t.numel() for t in tensors), default=0)
-            elif name not in DATA_MOVEMENT_OPS:
-                op = f"aten.{name}"
-                uncounted[op] += 1
-                running = [p for p in counter.mod_tracker.parents if p != "Global"]
-                if running:
-                    where.setdefault(op, {})[_module_name(max(running, key=len), root)] = None
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            added = self.file_op(func, args, kwargs, out)
+            for parent in counter.mod_tracker.parents if added else ():  # each running module's total includes it
+                if parent != "Global":
+                    other_tracked[_module_name(parent, root)] += added
             return out
+
+        def file_op(self, func, args, kwargs, out) -> int:
+            """Files one op through the op table; returns the other FLOPs it added."""
+            name = ops.base_name(str(func.overloadpacket))
+            entry = ops.OPS.get(name)
+            place = origins.current if origins is not None and origins.current is not None else innermost_name()
+            if entry is None:
+                moved = ops.moved_bytes(name, ops.dispatch_call(func, args, kwargs, out))
+                # archbench's own stand-ins on meta move nothing the model would: the interceptor's GQA expansion,
+                # and meta routing's batched path gathering expert weights (a grouped kernel reads them in place)
+                if calls.expanding or (name == "index" and built.device == "meta"
+                                       and isinstance(args[0], torch.nn.Parameter)):
+                    moved = 0
+                op_calls.append(OpCall(f"aten.{name}", place or "", 0, 0, moved))
+                if name not in ops.DATA_MOVEMENT_OPS:
+                    op = f"aten.{name}"
+                    uncounted[op] += 1
+                    if place is not None:
+                        where.setdefault(op, {})[place] = None
+                return 0
+            kept = None
+            if entry.attention == "forward":
+                kept, calls.pending = calls.pending, None
+                calls.kept.append(kept)
+            elif entry.attention == "backward":
+                kept = calls.kept.pop() if calls.kept else None
+            call = ops.dispatch_call(func, args, kwargs, out, kept)
+            work = entry.work(call)
+            moved = ops.moved_bytes(name, call, work)
+            if entry.attention == "forward" and calls.moved is not None:
+                moved, calls.moved = calls.moved + call.first_written, None
+            op_calls.append(OpCall(f"aten.{name}", place or "", work.macs if entry.macs else 0, work.other_flops,
+                                   moved))
+            calls.macs += work.attention_macs
+            if entry.macs:
+                last[0] = work.macs
+                innermost = running_modules()[:1]
+                if name in ("bmm", "baddbmm") and innermost and is_attention_module(innermost[0]):
+                    calls.macs += work.macs  # eager attention's score and value products
+                    calls.eager += bool(work.macs) and not calls.in_call
+            if work.other_flops or not entry.macs:
+                other[entry.other] += work.other_flops
+                return work.other_flops
+            return 0
 
     args, kwargs = built.example_inputs()
     # A torch-function mode turns off nn.MultiheadAttention's fast path (it checks has_torch_function): the
@@ -575,14 +498,19 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     interceptor = _sdpa_interceptor(calls, attention_module) if needs_interceptor else nullcontext()
     with meta_routing(module, built.device) as has_experts, interceptor, Ledger(), counter:
         if backward:
-            output = module(*args, **kwargs)
-            _first_tensor(output).float().sum().backward()
+            with origins:
+                output = module(*args, **kwargs)
+            try:
+                _first_tensor(output).float().sum().backward()
+            finally:
+                origins.remove()
         else:
             with torch.no_grad():
                 module(*args, **kwargs)
     counts = counter.get_flop_counts()
     by_operator = {str(op): flops // 2 for op, flops in counts.get("Global", {}).items()}
-    tracked = {_module_name(name, root): sum(ops.values()) // 2 for name, ops in counts.items() if name != "Global"}
+    tracked = {_module_name(name, root): sum(per_op.values()) // 2
+               for name, per_op in counts.items() if name != "Global"}
     by_module = {name: tracked.get(name, _untracked_total(name, tracked)) for name in modules}
     details: dict[str, Any] = {}
     if calls.count == "causal" and calls.eager:
@@ -604,7 +532,59 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         other_by_operator=dict(other),
         attention_macs=calls.macs,
         details=details,
+        other_by_module={name: other_tracked.get(name, _untracked_total(name, other_tracked)) for name in modules},
+        calls=op_calls,
     )
+
+
+class _ForwardOrigins:
+    """Under ``--backward``: each autograd node a torch function makes in the forward is tagged with the module
+    whose forward made it; when the backward reaches the node (its pre-hook), :attr:`current` names that
+    module, so the backward's ops are filed where their forward ran (ModuleTracker's backward guess can
+    leave a module entered long after its gradients are done)."""
+
+    def __init__(self, innermost: Callable[[], str | None]):
+        self.innermost = innermost
+        self.current: str | None = None
+        self.handles: list = []
+        self.tagged: set[int] = set()  # ids of the nodes tagged (each keeps its first, innermost, module)
+        self.mode = None
+
+    def __enter__(self):
+        from torch.overrides import TorchFunctionMode
+        from torch.utils._pytree import tree_flatten
+
+        origins = self
+
+        class Tagger(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                name = origins.innermost()
+                if name is not None:
+                    for leaf in tree_flatten(out)[0]:
+                        node = getattr(leaf, "grad_fn", None)
+                        if node is not None and id(node) not in origins.tagged:
+                            origins.tag(node, name)
+                return out
+
+        self.mode = Tagger()
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.mode.__exit__(*exc)
+
+    def tag(self, node, name: str) -> None:
+        def enter(grad_outputs):
+            self.current = name
+
+        self.tagged.add(id(node))
+        self.handles.append(node.register_prehook(enter))
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
 
 
 def _untracked_total(name: str, tracked: dict[str, int]) -> int:
@@ -612,13 +592,6 @@ def _untracked_total(name: str, tracked: dict[str, int]) -> int:
     inside = [child for child in tracked if child.startswith(name + ".")]
     outermost = [c for c in inside if not any(c.startswith(other + ".") for other in inside)]
     return sum(tracked[c] for c in outermost)
-
-
-def _largest_numel(value) -> int:
-    import torch
-    from torch.utils._pytree import tree_flatten
-
-    return max((t.numel() for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)), default=0)
 
 
 def _first_tensor(output):
@@ -639,130 +612,22 @@ def _first_tensor(output):
 # ---------------------------------------------------------------- fvcore engine
 
 
-def _jit_shapes(values) -> list:
-    from fvcore.nn.jit_handles import get_shape
-
-    return [get_shape(v) for v in values]
-
-
-def _jit_list(value) -> list:
-    """The elements of a jit list value built with prim::ListConstruct."""
-    node = value.node()
-    return list(node.inputs()) if node.kind() == "prim::ListConstruct" else []
-
-
-def _jit_recurrent(op: str, gates: int) -> Callable:
-    """A handle for aten::lstm / gru / rnn_tanh / rnn_relu, padded (``.input``) or packed (``.data``) overloads."""
-    from fvcore.nn.jit_handles import get_shape
-
-    def handle(inputs, outputs):
-        packed = inputs[3].type().kind() == "ListType"  # .data: (data, batch_sizes, hx, params, ...)
-        rest = inputs[4:] if packed else inputs[3:]  # has_biases, num_layers, dropout, train, bidirectional
-        weights = _jit_shapes(_jit_list(inputs[3] if packed else inputs[2]))
-        data = get_shape(inputs[0])
-        cells = rest[1].toIValue() * (2 if rest[4].toIValue() else 1)
-        gate_rows = weights[0][0]
-        return Counter({op: formulas.recurrent_macs(data, weights),
-                        FUSED_ELEMENTWISE: recurrent_elementwise_flops(data, gate_rows, gate_rows // gates, cells)})
-
-    return handle
-
-
-def _jit_einsum(inputs, outputs) -> int:
-    import torch
-
-    equation = inputs[0].toIValue()
-    shapes = _jit_shapes(_jit_list(inputs[1]))
-    path = None
-    if torch.backends.opt_einsum.enabled and torch.backends.opt_einsum.is_available():
-        import opt_einsum
-
-        strategy = torch.backends.opt_einsum.strategy or "auto"
-        path = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=strategy)[0]
-    return formulas.einsum_macs(equation, shapes, path)
-
-
-def _jit_conv(inputs, outputs) -> Counter:
-    from fvcore.nn.jit_handles import get_shape
-
-    x, w, out = get_shape(inputs[0]), get_shape(inputs[1]), get_shape(outputs[0])
-    counts = Counter({"convolution": formulas.conv_macs(x, w, out, inputs[6].toIValue())})
-    if get_shape(inputs[2]) is not None:
-        counts["bias"] = math.prod(out)
-    return counts
-
-
-def _jit_product(op: str, macs: Callable[[list], int], bias_index: int | None) -> Callable:
-    """A handle for a matrix product: its MACs under ``op``, and its bias addition (if any) under ``bias``."""
-    from fvcore.nn.jit_handles import get_shape
-
-    def handle(inputs, outputs):
-        counts = Counter({op: macs(_jit_shapes(inputs))})
-        if bias_index is not None and get_shape(inputs[bias_index]) is not None:
-            counts["bias"] = math.prod(get_shape(outputs[0]))
-        return counts
-
-    return handle
-
-
-def _jit_other(op: str) -> Callable:
-    from fvcore.nn.jit_handles import get_shape
-
-    per_element = OTHER_FLOPS_PER_ELEMENT[op]
-
-    def handle(inputs, outputs):
-        sizes = [math.prod(s) for s in (get_shape(v) for v in (*inputs, *outputs)) if s is not None]
-        return Counter({op: per_element * max(sizes, default=0)})
-
-    return handle
-
-
-def _jit_sdpa(inputs, outputs) -> Counter:
-    q, k, v = _jit_shapes(inputs[:3])
-    name = "scaled_dot_product_attention"
-    macs = formulas.attention_macs(q, k, v)
-    return Counter({name: macs, ATTENTION_PRODUCTS: macs, FUSED_ELEMENTWISE: fused_elementwise_flops(name, q, k)})
-
-
-def _jit_multi_head_attention(inputs, outputs) -> Counter:
-    q, k, v = _jit_shapes(inputs[:3])
-    embed_dim, heads = inputs[3].toIValue(), inputs[4].toIValue()
-    name = "_native_multi_head_attention"
-    return Counter({name: formulas.multi_head_attention_macs(q, k, v, embed_dim),
-                    ATTENTION_PRODUCTS: formulas.attention_macs(q, k, v),
-                    FUSED_ELEMENTWISE: fused_elementwise_flops(name, q, k, heads)})
-
-
-def _jit_encoder_layer(inputs, outputs) -> Counter:
-    src, ffn_weight_1 = _jit_shapes([inputs[0], inputs[14]])
-    name = "_transformer_encoder_layer_fwd"
-    return Counter({name: formulas.encoder_layer_macs(src, ffn_weight_1[0]),
-                    ATTENTION_PRODUCTS: formulas.attention_macs(src, src, src),
-                    FUSED_ELEMENTWISE: fused_elementwise_flops(name, src, src, inputs[2].toIValue(), ffn_weight_1[0])})
-
-
 def _fvcore_handles() -> dict[str, Callable]:
-    handles: dict[str, Callable] = {
-        "aten::addmm": _jit_product("addmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
-        "aten::baddbmm": _jit_product("baddbmm", lambda s: formulas.matmul_macs(s[1], s[2]), 0),
-        "aten::mm": _jit_product("mm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::bmm": _jit_product("bmm", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::matmul": _jit_product("matmul", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::mv": _jit_product("mv", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::dot": _jit_product("dot", lambda s: formulas.matmul_macs(s[0], s[1]), None),
-        "aten::linear": _jit_product("linear", lambda s: formulas.linear_macs(s[0], s[1]), 2),
-        "aten::_convolution": _jit_conv,
-        "aten::einsum": lambda i, o: Counter({"einsum": _jit_einsum(i, o)}),
-        "aten::scaled_dot_product_attention": _jit_sdpa,
-        "aten::_native_multi_head_attention": _jit_multi_head_attention,
-        "aten::_transformer_encoder_layer_fwd": _jit_encoder_layer,
-    }
-    for op, gates in (("lstm", 4), ("gru", 3), ("rnn_tanh", 1), ("rnn_relu", 1)):
-        handles[f"aten::{op}"] = _jit_recurrent(op, gates)
-    for op in OTHER_FLOPS_PER_ELEMENT:
-        if op != "bias":
-            handles[f"aten::{op}"] = _jit_other(op)
-    return handles
+    """fvcore op handles for every op of the table: its work, by column, from the traced node's schema names."""
+
+    def handle_for(name: str, entry: ops.Entry) -> Callable:
+        def handle(inputs, outputs) -> Counter:
+            work = entry.work(ops.traced_call(name, inputs, outputs))
+            counts: Counter = Counter({name: work.macs} if entry.macs else {entry.other: work.other_flops})
+            if entry.macs and work.other_flops:
+                counts[entry.other] += work.other_flops
+            if work.attention_macs:
+                counts[ATTENTION_PRODUCTS] += work.attention_macs
+            return counts
+
+        return handle
+
+    return {f"aten::{name}": handle_for(name, entry) for name, entry in ops.OPS.items()}
 
 
 def _count_fvcore(built: Subject) -> FlopCount:
@@ -781,7 +646,7 @@ def _count_fvcore(built: Subject) -> FlopCount:
     with torch.no_grad():
         per_module = analysis.by_module_and_operator()
         unsupported = analysis.unsupported_ops()
-    is_other = lambda op: op in OTHER_FLOPS_PER_ELEMENT or op == FUSED_ELEMENTWISE  # noqa: E731
+    is_other = lambda op: op in ops.OTHER_LABELS  # noqa: E731
     is_mac = lambda op: not is_other(op) and op != ATTENTION_PRODUCTS  # noqa: E731
     totals = per_module.get("", Counter())
     by_operator = {op: int(n) for op, n in totals.items() if is_mac(op)}
@@ -789,7 +654,7 @@ def _count_fvcore(built: Subject) -> FlopCount:
     attention = [name for name, m in built.module.named_modules() if is_attention_module(m)]
     outermost = [a for a in attention if not any(a.startswith(other + ".") for other in attention)]
     eager_products = sum(per_module.get(a, {}).get(op, 0) for a in outermost for op in ("bmm", "baddbmm", "matmul"))
-    uncounted = {op: n for op, n in unsupported.items() if base_name(op) not in DATA_MOVEMENT_OPS}
+    uncounted = {op: n for op, n in unsupported.items() if ops.base_name(op) not in ops.DATA_MOVEMENT_OPS}
     where: dict[str, list[str]] = {}
     for op in uncounted:
         modules = [name for name in per_module if name and analysis.unsupported_ops(name).get(op)]

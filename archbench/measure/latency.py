@@ -62,14 +62,14 @@ def measure_latency(
         module, compile_record = _compile(built, args, kwargs)
         records.append(compile_record)
         if compile_record.error:
-            records.append(Record(built.label, "latency_s", None, "s", point, error=compile_record.error))
+            records.append(Record.of(built.label, "latency_s", None, point, error=compile_record.error))
             return records
     try:
         measurement = _time_forward(module, args, kwargs, threads, min_time)
     except TimingTimeout:
         raise
     except Exception as exc:  # the forward itself failed (shape, out of memory...): a row, not a crash
-        records.append(Record(built.label, "latency_s", None, "s", point, error=describe_error(exc)))
+        records.append(Record.of(built.label, "latency_s", None, point, error=describe_error(exc)))
         return records
 
     median = measurement.median
@@ -93,17 +93,17 @@ def measure_latency(
         "compiled": compile,
         "timer": "torch.utils.benchmark.Timer.blocked_autorange, torch.inference_mode",
     }
-    records.append(Record(built.label, "latency_s", median, "s", point, warnings=warnings, details=details))
-    records.append(Record(built.label, "throughput_items_s", built.batch / median, "items/s", point))
+    records.append(Record.of(built.label, "latency_s", median, point, warnings=warnings, details=details))
+    records.append(Record.of(built.label, "throughput_items_s", built.batch / median, point))
     if macs is not None:
         achieved = 2 * macs / median
-        records.append(Record(built.label, "achieved_flops_s", achieved, "FLOP/s", point,
+        records.append(Record.of(built.label, "achieved_flops_s", achieved, point,
                               details={"macs": macs, "flops": 2 * macs, "formula": "2 * macs / latency_s"}))
         if peak_flops:
             fraction = achieved / peak_flops
             above = [f"{fraction:.2f}x the measured matmul peak: the peak was measured under other load, or "
                      f"this model's kernels outrun torch.mm at {built.dtype}"] if fraction > 1 else []
-            records.append(Record(built.label, "peak_fraction", fraction, "fraction", point, warnings=above,
+            records.append(Record.of(built.label, "peak_fraction", fraction, point, warnings=above,
                                   details={"peak_flops_s": peak_flops}))
     return records
 
@@ -193,8 +193,8 @@ def _compile(built: Subject, args: tuple, kwargs: dict):
                 torch.cuda.synchronize()
         seconds = time.perf_counter() - start
     except Exception as exc:  # compiler missing, unsupported op, backend failure
-        return built.module, Record(built.label, "compile_time_s", None, "s", point,
+        return built.module, Record.of(built.label, "compile_time_s", None, point,
                                     error=f"torch.compile failed: {describe_error(exc)}")
-    return compiled, Record(built.label, "compile_time_s", seconds, "s", point,
+    return compiled, Record.of(built.label, "compile_time_s", seconds, point,
                             details={"what": "first call of the torch.compile'd module, compilation included "
                                              "(inductor's on-disk cache makes repeat runs shorter)"})

@@ -22,6 +22,7 @@ import time
 
 from archbench.errors import UserError
 from archbench.models.build import check_fits
+from archbench.models.footprint import weights_bytes
 from archbench.models.subject import Recipe, Subject
 from archbench.results.record import Record
 
@@ -67,14 +68,14 @@ def measure_memory(
         result = run_worker({**recipe.to_dict(), "device": device}, timeout_s)
     point = dict(meta.point)
     records = [_peak_record(meta, result, device)]
-    records.append(Record(meta.label, "weights_bytes", weights_bytes(meta.module), "bytes", point,
+    records.append(Record.of(meta.label, "weights_bytes", weights_bytes(meta.module), point,
                           details={"formula": "(parameters + buffers) x element size"}))
     scores = score_matrix(meta)
     if scores:
-        records.append(Record(meta.label, "score_matrix_bytes", scores["bytes"], "bytes", point, details=scores))
+        records.append(Record.of(meta.label, "score_matrix_bytes", scores["bytes"], point, details=scores))
     cache = kv_cache(meta) if meta.phase == "decode" else None
     if cache is not None:
-        records.append(Record(meta.label, "kv_cache_bytes", cache, "bytes", point,
+        records.append(Record.of(meta.label, "kv_cache_bytes", cache, point,
                               details={"formula": "2 x layers x kv_heads x head_dim x T x element size x batch "
                                                   "(a sliding-window layer holds min(T, W - 1) tokens)"}))
     return records
@@ -153,7 +154,7 @@ def run_worker(request: dict, timeout_s: float | None = None) -> dict:
 def _peak_record(built: Subject, result: dict, device: str) -> Record:
     point = dict(built.point)
     if "error" in result:
-        return Record(built.label, "peak_memory_bytes", None, "bytes", point, error=result["error"],
+        return Record.of(built.label, "peak_memory_bytes", None, point, error=result["error"],
                       warnings=list(built.warnings))
     steady, first = result["steady"], result["first"]
     details = {
@@ -167,29 +168,8 @@ def _peak_record(built: Subject, result: dict, device: str) -> Record:
     }
     if "reserved_peak_bytes" in steady:
         details["reserved_peak_bytes"] = steady["reserved_peak_bytes"]
-    return Record(built.label, "peak_memory_bytes", steady["forward_peak_bytes"], "bytes", point,
+    return Record.of(built.label, "peak_memory_bytes", steady["forward_peak_bytes"], point,
                   warnings=list(built.warnings), details=details)
-
-
-def weights_bytes(module) -> int:
-    """Bytes of the parameters (each shared tensor once) and buffers, from their element sizes."""
-    tensors = list(module.parameters()) + list(module.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def available_memory_bytes(device: str) -> int | None:
-    """Memory free for a new allocation: MemAvailable of /proc/meminfo on CPU, free GPU memory on CUDA."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def largest_activation_bytes(meta: Subject) -> int:

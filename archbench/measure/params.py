@@ -40,13 +40,14 @@ def count_params(model, *, per_module: bool = False) -> ParamCounts:
 
 def _active_records(built: Subject, point: dict) -> list[Record]:
     """``params_active`` for a mixture-of-experts model: the parameters one token touches (its top-k experts)."""
-    from archbench.measure.architecture import active_params, expert_layers
+    from archbench.measure.architecture import active_params
+    from archbench.models.structure import expert_layers
 
     layers = expert_layers(built.module)
     if not layers:
         return []
     routing = sorted({f"top-{k} of {getattr(e, 'num_experts', None) or len(e)} experts" for e, k in layers})
-    return [Record(built.label, "params_active", active_params(built.module), "count", point,
+    return [Record.of(built.label, "params_active", active_params(built.module), point,
                    details={"moe_layers": len(layers), "routing": ", ".join(routing),
                             "what": "params less, in each MoE layer, the experts a token is not routed to"})]
 
@@ -61,17 +62,17 @@ def param_records(built: Subject, depth: int | None = None) -> list[Record]:
     counts = count_params(built.module, per_module=bool(depth))
     point = dict(built.point)
     records = [
-        Record(built.label, "params", counts.total, "count", point, warnings=list(built.warnings)),
-        Record(built.label, "params_trainable", counts.trainable, "count", point),
-        Record(built.label, "params_frozen", counts.frozen, "count", point),
-        Record(built.label, "buffers", counts.buffers, "count", point, details={"what": "buffer elements"}),
+        Record.of(built.label, "params", counts.total, point, warnings=list(built.warnings)),
+        Record.of(built.label, "params_trainable", counts.trainable, point),
+        Record.of(built.label, "params_frozen", counts.frozen, point),
+        Record.of(built.label, "buffers", counts.buffers, point, details={"what": "buffer elements"}),
     ]
     records += _active_records(built, point)
     if depth:
         for name, sub in built.module.named_modules():
             if 0 < module_depth(name) <= depth:
                 records.append(
-                    Record(built.label, "params", counts.by_module[name], "count", {**point, "module": name},
+                    Record.of(built.label, "params", counts.by_module[name], {**point, "module": name},
                            details={"type": type(sub).__name__})
                 )
     return records
@@ -139,10 +140,10 @@ def _ratio_records(model: str, point: dict, own: int, dense: int, details: dict)
     ratio = dense / own if own else None
     orders = math.log10(ratio) if ratio else None
     return [
-        Record(model, "params", own, "count", point, details=details),
-        Record(model, "params_dense_equivalent", dense, "count", point),
-        Record(model, "dense_ratio", ratio, "x", point),
-        Record(model, "dense_ratio_orders", orders, "log10", point),
+        Record.of(model, "params", own, point, details=details),
+        Record.of(model, "params_dense_equivalent", dense, point),
+        Record.of(model, "dense_ratio", ratio, point),
+        Record.of(model, "dense_ratio_orders", orders, point),
     ]
 
 

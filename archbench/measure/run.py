@@ -12,8 +12,10 @@ measure) to :func:`measure`, which builds the subject on the device each group n
   counted, give the achieved FLOP/s and its fraction of the measured matmul peak;
 - ``memory``: in a fresh process built from the recipe.
 
-A group that fails is one record with its error, filed under the group's primary metric
-(:data:`GROUPS`), and the other groups go on. "Add X to latency" belongs in
+:data:`GROUPS` is the one table of metric groups: each group's primary metric (a failure is
+one record with its error under it, and the other groups go on), its measurer, the settings it
+reads and whether a sweep measures it at each point. Suites, sweeps, claims, the commands and
+the API read it, and a test stubs a group's measurer there, in one place. "Add X to latency" belongs in
 :mod:`archbench.measure.latency`; "add a model source" in :mod:`archbench.models`.
 """
 
@@ -23,13 +25,9 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from archbench.errors import UserError, describe_error
-from archbench.metrics import unit_of
 from archbench.models.subject import Recipe, Subject
 from archbench.results.record import Record
 
-GROUPS = {"params": "params", "flops": "macs", "latency": "latency_s", "memory": "peak_memory_bytes"}
-"""Metric group -> the primary metric its failure is filed under."""
-ATTENTION_COUNTS = ("full", "causal")
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,8 @@ class Settings:
     attention_count: str = "full"  # flops: full L×S scores, or only the pairs a causal/window mask keeps
     by: str | None = None  # flops: also per "module" or per "operator"
     depth: int | None = None  # params and flops --by module: module rows down to this depth
+    hardware: str = "all"  # roofline: a machine of archbench.measure.hardware, a comma-separated list, or all
+    machines_file: str | None = None  # roofline: a YAML file of more machines
 
 
 def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings: Settings = Settings(),
@@ -57,7 +57,7 @@ def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings:
     (a ``flops`` group measured before) are reused. ``failures="raise"`` lets a group's exception propagate
     instead of becoming a row (a command measuring one figure has nothing else to show). ``meta`` is the
     recipe already built on the meta device (:func:`preflight`'s); the groups share one such build."""
-    builds = _Builds(Recipe(recipe) if isinstance(recipe, str) else recipe, meta)
+    builds = Builds(Recipe(recipe) if isinstance(recipe, str) else recipe, meta)
     records: list[Record] = list(earlier or [])
     start = len(records)
     for group in groups:
@@ -68,36 +68,37 @@ def measure(recipe: Recipe | str, groups: list[str] | tuple[str, ...], settings:
 def measure_group(group: str, recipe: Recipe, settings: Settings, earlier: list[Record],
                   failures: str = "row") -> list[Record]:
     """The records of one group; a failure is one record with its error under the group's primary metric."""
-    return _measure_group(group, _Builds(recipe), settings, earlier, failures)
+    return _measure_group(group, Builds(recipe), settings, earlier, failures)
 
 
-class _Builds:
-    """One recipe's subjects within one measurement: built on the meta device at most once, and that build
-    reused by each real device's fits check."""
+class Builds:
+    """One recipe's subjects within one measurement (what a group's measurer is handed): ``recipe``, and
+    :meth:`on` a device, built on the meta device at most once and that build reused by each real device's
+    fits check."""
 
     def __init__(self, recipe: Recipe, meta: Subject | None = None):
         self.recipe = recipe
         self._meta = meta
 
     def on(self, device: str) -> Subject:
+        """The recipe built on ``device``."""
         if self._meta is None:
             self._meta = self.recipe.build("meta")
         return self._meta if device == "meta" else self.recipe.build(device, self._meta)
 
 
-def _measure_group(group: str, builds: _Builds, settings: Settings, earlier: list[Record],
+def _measure_group(group: str, builds: Builds, settings: Settings, earlier: list[Record],
                    failures: str) -> list[Record]:
-    if group not in GROUPS:
-        raise UserError(f"unknown metric {group!r}; expected one of {', '.join(GROUPS)}")
+    check_groups([group])
     try:
-        return _MEASURERS[group](builds, settings, earlier)
+        return GROUPS[group].measure(builds, settings, earlier)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # an op that breaks, out of memory, a model too big: a row, and the rest go on
         if failures == "raise":
             if raised_in_forward(exc):  # an input the model refuses (channels, smaller than its kernels)
                 point = ", ".join(f"{k}={v}" for k, v in builds.recipe.known_point().items())
-                raise UserError(f"{builds.recipe.spec}: its forward failed at {point}: {describe_error(exc)}") from None
+                raise UserError(f"{builds.recipe.spec}: its forward failed: {describe_error(exc)} (at {point})") from None
             raise
         return [failure_record(builds.recipe, group, exc)]
 
@@ -120,9 +121,9 @@ def raised_in_forward(exc: BaseException) -> bool:
 
 def failure_record(recipe: Recipe, group: str, exc: BaseException | str) -> Record:
     """The record of a group that could not be measured: value None, the error in one line."""
-    metric = GROUPS[group]
+    metric = GROUPS[group].primary
     error = exc if isinstance(exc, str) else describe_error(exc)
-    return Record(recipe.spec, metric, None, unit_of(metric), recipe.known_point(), error=error)
+    return Record.of(recipe.spec, metric, None, recipe.known_point(), error=error)
 
 
 def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
@@ -134,12 +135,14 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
     from archbench.models.build import check_device
 
     check_device(settings.device)
-    if settings.device == "meta" and set(groups) & {"latency", "memory"}:
+    on_device = [g for g in groups if g in GROUPS and GROUPS[g].on_device]
+    if settings.device == "meta" and on_device:
         raise UserError("latency and memory need a real device (cpu or cuda); the meta device computes nothing")
-    if settings.attention_count not in ATTENTION_COUNTS:
-        raise UserError(f"unknown attention count {settings.attention_count!r}; expected full or causal")
+    from archbench.measure.flops import check_count_options
+
+    check_count_options(settings.engine, settings.attention_count, settings.by, settings.depth)
     meta = recipe.build("meta")
-    if set(groups) & {"latency", "memory"}:
+    if on_device:
         from archbench.measure.latency import DEFAULT_TIMEOUT_S, TimingTimeout, deadline
 
         seconds = settings.timeout_s or DEFAULT_TIMEOUT_S
@@ -154,7 +157,8 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
 
 def check_inputs_fit(meta: Subject, device: str) -> None:
     """UserError when the inputs plus the largest intermediate tensor of one forward cannot fit on ``device``."""
-    from archbench.measure.memory import available_memory_bytes, largest_activation_bytes
+    from archbench.measure.memory import largest_activation_bytes
+    from archbench.models.footprint import available_memory_bytes
     from archbench.models.subject import input_bytes
 
     available = available_memory_bytes(device)
@@ -182,17 +186,17 @@ def counting_device(meta: Subject, settings: Settings) -> str:
     return "meta"
 
 
-def _params(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _params(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.params import param_records
 
     return param_records(builds.on("meta"), settings.depth)
 
 
-def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _flops(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.flops import flop_records
 
     if settings.backward and not builds.recipe.train:
-        builds = _Builds(builds.recipe.with_(train=True))
+        builds = Builds(builds.recipe.with_(train=True))
     subject = _counting_subject(builds, settings)
     options = dict(backward=settings.backward, by=settings.by, depth=settings.depth, engine=settings.engine,
                    attention_count=settings.attention_count)
@@ -209,11 +213,11 @@ def _flops(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[R
         return records
 
 
-def _counting_subject(builds: _Builds, settings: Settings) -> Subject:
+def _counting_subject(builds: Builds, settings: Settings) -> Subject:
     return builds.on(counting_device(builds.on("meta"), settings))
 
 
-def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[str]]:
+def count_macs(builds: Builds, settings: Settings) -> tuple[int | None, list[str]]:
     """The MACs of one forward at the recipe's point and what a reader must know about them.
 
     When counting fails the MACs are None and the warning says why, so the achieved FLOP/s
@@ -235,14 +239,14 @@ def count_macs(builds: _Builds, settings: Settings) -> tuple[int | None, list[st
     return count.macs, []
 
 
-def _latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _latency(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import DEFAULT_TIMEOUT_S, deadline
 
     with deadline(settings.timeout_s or DEFAULT_TIMEOUT_S):  # a forward that hangs: an error row
         return _timed_latency(builds, settings, earlier)
 
 
-def _timed_latency(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _timed_latency(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
     check_inputs_fit(builds.on("meta"), settings.device)  # a point of a sweep that cannot fit: its error row
@@ -271,13 +275,67 @@ def _peak(settings: Settings) -> tuple[float | None, list[str]]:
         return None, [f"no peak_fraction: the matmul peak could not be measured ({describe_error(exc)})"]
 
 
-def _memory(builds: _Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+def _memory(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.memory import measure_memory
 
     check_inputs_fit(builds.on("meta"), settings.device)
     return measure_memory(builds.recipe, device=settings.device, timeout_s=settings.timeout_s, meta=builds.on("meta"))
 
 
-_MEASURERS: dict[str, Callable[[_Builds, Settings, list], list[Record]]] = {
-    "params": _params, "flops": _flops, "latency": _latency, "memory": _memory,
-}
+def _roofline(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+    """Predicted time on each machine of ``settings.hardware`` from every op's FLOPs and bytes (the dispatch
+    engine's count); a latency measured earlier in the same measurement gives measured ÷ predicted on this-cpu."""
+    from archbench.measure.flops import count_flops
+    from archbench.measure.hardware import machines
+    from archbench.measure.roofline import roofline_records
+
+    chosen = machines(settings.hardware, settings.machines_file, settings.threads, settings.dtype)
+    subject = _counting_subject(builds, settings)
+    count = count_flops(subject, engine="dispatch", attention_count=settings.attention_count)
+    measured = next((r.value for r in earlier if r.metric == "latency_s" and r.error is None
+                     and r.details.get("device") == "cpu" and not {"module", "operator"} & set(r.point)), None)
+    return roofline_records(subject.label, dict(subject.point), count, chosen, settings.dtype, batch=subject.batch,
+                            decode=subject.phase == "decode", by=settings.by, depth=settings.depth,
+                            measured_s=measured)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One metric group: its name, the metric its failure is filed under, its measurer, the :class:`Settings`
+    fields it reads, whether a sweep measures it at each point (params do not depend on the swept axis) and
+    whether it runs on the real device (timing and memory: a whole device to itself, never meta)."""
+
+    name: str
+    primary: str
+    measure: Callable[[Builds, Settings, list], list[Record]]  # (builds, settings, records of this point so far)
+    reads: tuple[str, ...]
+    sweeps: bool
+    on_device: bool = False
+
+
+GROUPS: dict[str, Group] = {g.name: g for g in (
+    Group("params", "params", _params, ("depth",), sweeps=False),
+    Group("flops", "macs", _flops, ("engine", "counting_device", "backward", "attention_count", "by", "depth"),
+          sweeps=True),
+    Group("latency", "latency_s", _latency, ("device", "dtype", "threads", "min_time", "compile", "peak", "timeout_s",
+                                             "engine", "counting_device", "attention_count"),  # + MACs for FLOP/s
+          sweeps=True, on_device=True),
+    Group("memory", "peak_memory_bytes", _memory, ("device", "timeout_s"), sweeps=True, on_device=True),
+    Group("roofline", "predicted_latency_s", _roofline, ("dtype", "threads", "attention_count", "by", "depth",
+                                                         "hardware", "machines_file"), sweeps=True),
+)}
+"""Metric group name -> :class:`Group`: the one table every caller reads (and the one seam a test stubs)."""
+
+
+def group_names(sweeps: bool = False) -> tuple[str, ...]:
+    """The metric groups, in table order; with ``sweeps``, those a sweep measures at each point."""
+    return tuple(name for name, group in GROUPS.items() if group.sweeps or not sweeps)
+
+
+def check_groups(groups, sweeps: bool = False, what: str = "metric") -> None:
+    """UserError naming the first of ``groups`` that is not a metric group (of a sweep, with ``sweeps``)."""
+    allowed = group_names(sweeps)
+    unknown = [g for g in groups if g not in allowed]
+    if unknown or not groups:
+        raise UserError(f"unknown {what} {(unknown or [''])[0]!r}; expected "
+                        f"{'some' if len(groups) != 1 else 'one'} of {', '.join(allowed)}")

@@ -19,13 +19,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from archbench.errors import UserError
-from archbench.measure.run import GROUPS, Settings, failure_record, measure_group
-from archbench.metrics import AXIS_UNITS
+from archbench.measure.run import GROUPS, Settings, check_groups, failure_record, measure_group
 from archbench.models.subject import Recipe
 from archbench.results.record import Record
 
 AXES = ("seq", "batch", "resolution")
-METRIC_GROUPS = ("flops", "latency", "memory")
 FITTED_METRICS = ("macs", "latency_s", "peak_memory_bytes", "score_matrix_bytes", "kv_cache_bytes")
 """Per-point metrics that get exponents and crossovers (``flops`` is 2 × ``macs``: same exponent)."""
 
@@ -61,15 +59,6 @@ class SweepPoint:
         return self.recipe.input_shape
 
 
-def _group_measurer(group: str) -> Callable[[SweepPoint, Settings, list], list]:
-    return lambda point, settings, earlier: measure_group(group, point.recipe, settings, earlier)
-
-
-MEASURERS: dict[str, Callable[[SweepPoint, Settings, list], list]] = {g: _group_measurer(g) for g in METRIC_GROUPS}
-"""Metric group -> measurer(point, settings, records of this point so far): the one path of
-:mod:`archbench.measure.run`, at one sweep point (the seam a test stubs)."""
-
-
 def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: int | None = None,
                 template: Recipe = Recipe("")) -> list[list[SweepPoint]]:
     """The sweep's points, one list per axis value (smallest first), each with every model.
@@ -100,6 +89,20 @@ def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: 
         raise UserError(f"model {sorted(repeated)[0]!r} given twice")
     defaults = {label: default_input(label) for label in labels}
     return [[_point(label, defaults[label], axis, value, template) for label in labels] for value in sorted(values)]
+
+
+def preflight_sweep(models: list[str], values: list[int], metrics: list[str], axis: str, template: Recipe,
+                    settings: Settings) -> list[list[SweepPoint]]:
+    """The sweep's plan, every spec checked before anything is measured (UserError otherwise): each model
+    builds at the first point and fits there; a larger point that cannot fit is its own error row."""
+    from archbench.measure.run import preflight
+
+    plan = plan_points(models, values, axis, template=template)
+    for point in plan[0]:
+        preflight(point.recipe, metrics, settings)
+    for point in plan[-1]:
+        preflight(point.recipe, [m for m in metrics if m not in ("latency", "memory")] or ["flops"], settings)
+    return plan
 
 
 def _point(label: str, default, axis: str, value: int, template: Recipe) -> SweepPoint:
@@ -139,16 +142,15 @@ def run_sweep(
     writer=None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Record]:
-    """Measure ``metrics`` (groups of :data:`METRIC_GROUPS`) of every model at every value of ``axis``.
+    """Measure ``metrics`` (the metric groups a sweep measures, :func:`archbench.measure.run.group_names`) of every
+    model at every value of ``axis``.
 
     Every point goes through :func:`archbench.measure.run.measure_group`, as every other
     caller's. Returns the per-point records followed by :func:`sweep_summary`'s. Each
     finished record goes to ``writer.add`` at once; ``progress(done, total, description)`` is
     called before each step and once at the end. Ctrl-C propagates, with every finished point written.
     """
-    unknown = [m for m in metrics if m not in METRIC_GROUPS]
-    if unknown or not metrics:
-        raise UserError(f"unknown metric {(unknown or [''])[0]!r}; expected some of {', '.join(METRIC_GROUPS)}")
+    check_groups(metrics, sweeps=True)
     plan = plan_points(models, values, axis, template=template)
     total = sum(len(row) for row in plan) * len(metrics)
     records: list[Record] = []
@@ -161,7 +163,7 @@ def run_sweep(
                 if progress:
                     progress(done, total, f"{point.label} {axis}={point.value}: {group}")
                 new = _measure_step(point, group, settings, point_records, failed_at.get((point.label, group)))
-                if any(r.error for r in new if r.metric == GROUPS[group]):
+                if any(r.error for r in new if r.metric == GROUPS[group].primary):
                     failed_at.setdefault((point.label, group), point.value)
                 point_records.extend(new)
                 records.extend(new)
@@ -182,13 +184,8 @@ def _measure_step(point: SweepPoint, group: str, settings: Settings, earlier: li
     """The records of one metric group at one point; a failure or a skip becomes one error record."""
     if failed_at is not None:
         new = [failure_record(point.recipe, group, f"skipped: {group} already failed at {point.axis}={failed_at}")]
-    else:
-        try:
-            new = MEASURERS[group](point, settings, earlier)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # OOM, an op without a kernel, a bad size: a row with its error, and go on
-            new = [failure_record(point.recipe, group, exc)]
+    else:  # OOM, an op without a kernel, a bad size: a row with its error, and the sweep goes on
+        new = measure_group(group, point.recipe, settings, earlier)
     for record in new:
         record.model = point.label
     return new
@@ -292,7 +289,7 @@ def _attention_half_lengths(records: list[Record]) -> list[Record]:
         if found is None:
             side = "above" if ys and ys[0] >= 0.5 else "below"
             details["result"] = f"{side} one half over {xs[0]}..{xs[-1]}"
-        summary.append(Record(model, "attention_half_length", found, "tokens", _fixed_point(points, "seq"),
+        summary.append(Record.of(model, "attention_half_length", found, _fixed_point(points, "seq"),
                               details=details))
     return summary
 
@@ -330,18 +327,18 @@ def _exponent_records(model: str, metric: str, points: list[Record], axis: str) 
     good = _measured(points)
     xs, ys = _xy(good, axis)
     records = [
-        Record(model, f"{metric}_local_exponent", k, "", r1.point, details={"from": x0, "to": x1, "axis": axis})
+        Record.of(model, f"{metric}_local_exponent", k, r1.point, details={"from": x0, "to": x1, "axis": axis})
         for k, r1, x0, x1 in zip(local_exponents(xs, ys), good[1:], xs, xs[1:])
     ]
     name, fixed = f"{metric}_exponent", _fixed_point(points, axis)
     if len(xs) < 2:
         error = f"needs at least 2 measured points, got {len(xs)}"
-        return records + [Record(model, name, None, "", fixed, error=error, details={"axis": axis})]
+        return records + [Record.of(model, name, None, fixed, error=error, details={"axis": axis})]
     exponent, r2 = fit_loglog(xs, ys)
     details = {"r2": r2, "axis": axis, "from": xs[0], "to": xs[-1], "points": len(xs), "of": metric}
     warnings = [f"{metric}: {len(points) - len(xs)} of {len(points)} points failed and are left out of the fit"] \
         if len(xs) < len(points) else []
-    return records + [Record(model, name, exponent, "", fixed, warnings=warnings, details=details)]
+    return records + [Record.of(model, name, exponent, fixed, warnings=warnings, details=details)]
 
 
 def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], points_b: list[Record], axis: str) -> Record:
@@ -349,11 +346,11 @@ def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], point
     xb, yb = _xy(_measured(points_b), axis)
     common = sorted(set(xa) & set(xb))
     by_a, by_b = dict(zip(xa, ya)), dict(zip(xb, yb))
-    name, unit, model = f"{metric}_crossover", AXIS_UNITS[axis], f"{a} vs {b}"
+    name, model = f"{metric}_crossover", f"{a} vs {b}"
     fixed = _fixed_point(points_a + points_b, axis)
     if len(common) < 2:
         error = f"needs at least 2 points measured for both, got {len(common)}"
-        return Record(model, name, None, unit, fixed, error=error)
+        return Record.of(model, name, None, fixed, axis=axis, error=error)
     ya, yb = [by_a[x] for x in common], [by_b[x] for x in common]
     found = crossings(common, ya, yb)
 
@@ -364,4 +361,4 @@ def _crossover_record(a: str, b: str, metric: str, points_a: list[Record], point
                "lower_at_start": lower(0), "lower_at_end": lower(-1)}
     if not found:
         details["result"] = f"none in range {common[0]}..{common[-1]} ({lower(0)} lower throughout)"
-    return Record(model, name, found[0] if found else None, unit, fixed, details=details)
+    return Record.of(model, name, found[0] if found else None, fixed, axis=axis, details=details)

@@ -90,7 +90,7 @@ def build_model(
     if sized is not spec:
         warnings.append(f"built for its {format_shape(input_shape)} input: {sized} (a vision transformer's position "
                         "table follows its image size)")
-    with _time_limit(BUILD_TIME_LIMIT_S, label):
+    with time_limit(BUILD_TIME_LIMIT_S, f"{label}: building"):
         built = _construct(entry, options, device)
     module, fixed = built if isinstance(built, tuple) else (built, None)
     input_spec, fixed = _inputs_of(entry, label, module, input_spec, fixed)
@@ -151,7 +151,7 @@ def check_fits(meta: Subject, device: str) -> None:
     So ``gpt3-175b`` on cpu, or ``--batch 100000000``, is refused before anything is allocated,
     with the estimate and the memory available.
     """
-    from archbench.measure.memory import available_memory_bytes, weights_bytes
+    from archbench.models.footprint import available_memory_bytes, weights_bytes
 
     available = available_memory_bytes(device)
     if available is None:
@@ -179,14 +179,17 @@ def check_layer_counts(label: str, options: dict) -> None:  # also read by huggi
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float, label: str):
-    """Stop a construction that runs longer than ``seconds`` (main thread only, where SIGALRM can interrupt)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+def time_limit(seconds: float, label: str):
+    """Stop a load or construction that runs longer than ``seconds`` (main thread only, where SIGALRM can
+    interrupt; inside another limit, that one holds)."""
+    if (threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer")
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
         yield
         return
 
     def expired(signum, frame):
-        raise UserError(f"{label}: building took more than {seconds:g} s and was stopped (is a size option too large?)")
+        raise UserError(f"{label} took more than {seconds:g} s and was stopped (is a size option too large, or does "
+                        "the code loop?)")
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)

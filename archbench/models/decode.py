@@ -10,12 +10,18 @@ measures the same step every time.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
 
-from archbench.errors import UserError
+from archbench.errors import LibraryBehaviourError, UserError
 from archbench.models.subject import InputSpec, Subject
+
+# The names a Hugging Face model's forward has taken its cache under, newest first: transformers 5.24 renamed
+# ``past_key_values`` (attention) and ``cache_params`` (state-space) to ``cache``. Which one a model takes is read
+# from its forward's signature and its output's fields, never from a version number.
+CACHE_NAMES = ("cache", "cache_params", "past_key_values")
 
 
 def prepare_decode(subject: Subject) -> None:
@@ -44,7 +50,7 @@ def _hf_step(subject: Subject, model, cached: int):
     if getattr(model.config, "is_encoder_decoder", False):
         raise UserError(f"{subject.label}: --phase decode is built for decoder-only models; an encoder-decoder's "
                         "decode step is not supported yet")
-    from archbench.measure.flops import meta_routing
+    from archbench.models.structure import meta_routing
 
     args, kwargs = subject.example_inputs()
     try:
@@ -53,17 +59,38 @@ def _hf_step(subject: Subject, model, cached: int):
     except Exception as exc:
         raise UserError(f"{subject.label}: its prefill of {cached} tokens failed: {type(exc).__name__}: {exc}") \
             from None
-    key = "cache_params" if getattr(output, "cache_params", None) is not None else "past_key_values"
-    cache = getattr(output, key, None)
+    cache = returned_cache(output)
     if cache is None:
         raise UserError(f"{subject.label}: the model returned no cache (use_cache=True): it has no decode step")
-    return DecodeStep(model, key, cache, cached, subject.device)
+    return DecodeStep(model, cache_keyword(model), cache, cached, subject.device, subject.label)
+
+
+def cache_keyword(model) -> str:
+    """The keyword ``model``'s forward takes its cache under, read from the signature (see CACHE_NAMES)."""
+    parameters = inspect.signature(model.forward).parameters
+    for name in CACHE_NAMES:
+        if name in parameters:
+            return name
+    raise LibraryBehaviourError(f"{type(model).__name__}.forward takes no cache argument ({', '.join(CACHE_NAMES)}) "
+                                f"with {_library_versions()}: archbench cannot pass it the cache of a decode step")
+
+
+def returned_cache(output):
+    """The cache a Hugging Face forward returned, under whichever of CACHE_NAMES its output has (None: no cache)."""
+    fields = output.keys() if hasattr(output, "keys") else ()
+    return next((output[name] for name in CACHE_NAMES if name in fields and output[name] is not None), None)
+
+
+def _library_versions() -> str:
+    from importlib.metadata import version
+
+    return f"transformers {version('transformers')}, torch {version('torch')}"
 
 
 class DecodeStep(nn.Module):
     """A Hugging Face model's step: ``input_ids`` (batch, 1) after a cache of ``cached`` tokens, cut back after each call."""
 
-    def __init__(self, model, cache_key: str, cache: Any, cached: int, device: str):
+    def __init__(self, model, cache_key: str, cache: Any, cached: int, device: str, label: str = ""):
         import torch
 
         super().__init__()
@@ -71,6 +98,8 @@ class DecodeStep(nn.Module):
         self.cache_key = cache_key
         self.cache = cache
         self.cached = cached
+        self.label = label or type(model).__name__
+        self.checked = False  # the first call checks that the model attended to the cache (check_cache_used)
         self.position = torch.tensor([cached], device=device)
         for layer in getattr(cache, "layers", []):  # so that a full sliding-window layer can be cut back (_rewind)
             if getattr(layer, "is_sliding", False) and not hasattr(layer, "conv_states"):
@@ -78,10 +107,66 @@ class DecodeStep(nn.Module):
 
     def forward(self, input_ids):
         lengths = _layer_lengths(self.cache)
-        output = self.model(input_ids=input_ids, use_cache=True, cache_position=self.position,
-                            **{self.cache_key: self.cache})
+        if self.checked:
+            output = self._step(input_ids)
+        else:
+            with _KeyLengths() as seen:
+                output = self._step(input_ids)
+            self.check_cache_used(output, seen.lengths)
+            self.checked = True
         _rewind(self.cache, lengths)
         return output
+
+    def _step(self, input_ids):
+        return self.model(input_ids=input_ids, use_cache=True, cache_position=self.position,
+                          **{self.cache_key: self.cache})
+
+    def check_cache_used(self, output, key_lengths: list[int]) -> None:
+        """Refuse a step that did not use its cache: every figure of it would be silently wrong.
+
+        The model must return the cache object it was given (a dropped cache comes back as a new one), and
+        every attention call must see the ``cached`` keys plus the new one, or its sliding window: one key
+        means the step attended to itself alone.
+        """
+        returned = returned_cache(output)
+        dropped = returned is not None and returned is not self.cache
+        window = getattr(getattr(self.model, "config", None), "sliding_window", None)
+        expected = min(self.cached + 1, window) if isinstance(window, int) and window > 0 else self.cached + 1
+        short = [n for n in key_lengths if n < expected]
+        if dropped or short:
+            seen = f"an attention call saw {min(short)} key(s), expected {expected}" if short \
+                else "it returned another cache than the one it was given"
+            raise LibraryBehaviourError(
+                f"{self.label}: the decode step did not use its cache of {self.cached} tokens ({seen}) with "
+                f"{_library_versions()}: no decode figure is given rather than a wrong one")
+
+
+class _KeyLengths:
+    """A torch-function mode that notes the key length of every ``scaled_dot_product_attention`` call."""
+
+    def __init__(self):
+        from torch.overrides import TorchFunctionMode
+        import torch.nn.functional as F
+
+        lengths: list[int] = []
+        self.lengths = lengths
+
+        class Seen(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if func is F.scaled_dot_product_attention:
+                    key = args[1] if len(args) > 1 else kwargs["key"]
+                    lengths.append(int(key.shape[-2]))
+                return func(*args, **kwargs)
+
+        self._mode = Seen()
+
+    def __enter__(self):
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._mode.__exit__(*exc)
 
 
 class RecurrentStep(nn.Module):

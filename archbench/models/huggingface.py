@@ -3,8 +3,9 @@
 Two ways in, one builder:
 
 - ``hf:MODEL_TYPE`` for any architecture transformers' ``AutoConfig.for_model`` knows (llama,
-  mistral, mixtral, mamba, t5, whisper, vit, clip, ...), or ``hf:path/to/config.json`` (or a
-  folder holding one);
+  mistral, mixtral, mamba, t5, whisper, vit, clip, ...), ``hf:path/to/config.json`` (or a
+  folder holding one), or ``hf:ORG/NAME``, the config.json of a Hub repository already in the
+  local cache (``HF_HOME``);
 - the named registry entries (``bert-base``, ``gpt2``, ``gpt3-175b``...), which write out their
   configurations.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from archbench.errors import UserError
-from archbench.models.registry import ModelEntry, add_entry, literal
+from archbench.models.registry import ModelEntry, add_entry, literal, read_option
 from archbench.models.subject import InputSpec
 from archbench.spec import parse_shape
 
@@ -72,7 +73,10 @@ def model_types() -> list[str]:
 def entry_for(name: str) -> ModelEntry:
     """The entry of ``hf:NAME``: a model type, or a config.json (or a folder holding one)."""
     path = Path(name)
-    if name.endswith(".json") or path.is_dir() or "/" in name:
+    if _is_repo_id(name, path):
+        factory = functools.partial(_config_from_file, cached_config(name))
+        description = f"Hugging Face model {name}, from the config.json in the local cache"
+    elif name.endswith(".json") or path.is_dir() or "/" in name:
         factory = functools.partial(_config_from_file, path)
         description = f"Hugging Face model from {name}"
     else:
@@ -84,6 +88,40 @@ def entry_for(name: str) -> ModelEntry:
         factory = functools.partial(_config_for_model, name)
         description = f"transformers model_type {name}, AutoModel.from_config"
     return _entry(f"hf:{name}", factory, description, family_of(factory()), cap_seq=True)
+
+
+def _is_repo_id(name: str, path: Path) -> bool:
+    """``ORG/NAME`` (a Hub repository id) rather than a path: one slash, no .json, and no such file or folder here."""
+    org, slash, repo = name.partition("/")
+    return (bool(slash) and bool(org) and bool(repo) and "/" not in repo and not name.endswith(".json")
+            and not org.startswith((".", "~")) and not path.exists())
+
+
+def hub_cache() -> Path:
+    """The local Hugging Face cache: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def cached_config(repo_id: str) -> Path:
+    """The config.json of ``repo_id`` in the local cache (nothing is downloaded), or a UserError saying where to put
+    one."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = hub_cache()
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=str(cache))
+    except Exception:  # a malformed repository id
+        found = None
+    if isinstance(found, str):
+        return Path(found)
+    raise UserError(f"hf:{repo_id}: no config.json for it in the local Hugging Face cache ({cache}) and archbench "
+                    f"downloads nothing: fetch it (`huggingface-cli download {repo_id} config.json`) or give "
+                    "hf:path/to/config.json")
 
 
 def make_config(factory: Callable[..., Any], label: str, overrides: dict[str, Any]):
@@ -122,17 +160,10 @@ def _typed_like(label: str, key: str, value: Any, current: Any) -> Any:
     if not isinstance(value, str):
         return value
     where = f"option {key}={value!r} of {label}"
-    if isinstance(current, bool):
-        if value.lower() not in ("true", "false"):
-            raise UserError(f"{where}: expected true or false")
-        return value.lower() == "true"
-    if isinstance(current, (int, float)):
-        try:
-            converted = type(current)(value)
-        except ValueError:
-            raise UserError(f"{where}: expected {type(current).__name__}") from None
-        if converted != converted or converted in (float("inf"), float("-inf")) or converted < 0:
-            raise UserError(f"{where}: expected a finite, non-negative number")
+    if isinstance(current, (bool, int, float)):  # read as the registry reads its options
+        converted = read_option(where, value, type(current))
+        if not isinstance(current, bool) and converted < 0:  # sizes, counts, rates: none is negative
+            raise UserError(f"{where}: expected a non-negative number")
         return converted
     if isinstance(current, (list, tuple)) and current and all(isinstance(v, int) for v in current):
         return list(parse_shape(value, what=where))

@@ -9,6 +9,7 @@ typed keyword arguments of the builder: ``int``, ``float``, ``bool``, ``str``, a
 from __future__ import annotations
 
 import inspect
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
@@ -43,7 +44,7 @@ class ModelEntry:
                     continue
                 known = ", ".join(o for o in self.options if not o.startswith("_")) or "none"
                 raise UserError(f"unknown option {key!r} for {self.name} (options: {known})")
-            values[key] = _convert(self.name, key, text, self.options[key][0])
+            values[key] = read_option(f"option {key}={text!r} of {self.name}", text, self.options[key][0])
         return values
 
 
@@ -125,27 +126,40 @@ def resolve(spec: str | ModelSpec) -> tuple[ModelEntry, dict[str, Any]]:
     return entry, entry.resolve_options(spec.options)
 
 
+TRUE_WORDS = ("true", "yes", "on")
+FALSE_WORDS = ("false", "no", "off")
+"""How an option says yes or no, wherever it is read (registry, hf:, timm:, a user's own model)."""
+
+
 def literal(text: str) -> Any:
-    """An untyped option value: an integer, a number, a boolean or else the string itself."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
+    """An untyped option value: an integer, a finite number, a boolean word (:data:`TRUE_WORDS`,
+    :data:`FALSE_WORDS`) or else the string itself."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is not None and math.isfinite(value):
+        return value
+    lowered = text.lower()
+    return True if lowered in TRUE_WORDS else False if lowered in FALSE_WORDS else text
 
 
-def _convert(model: str, key: str, text: str, kind: Any) -> Any:
-    where = f"option {key}={text!r} of {model}"
+def read_option(where: str, text: str, kind: Any) -> Any:
+    """An option's text read as ``kind`` (bool, int, float, Shape, a Literal of choices, str, or Any: untyped);
+    the one way every model source types its options. UserError naming ``where`` when it cannot be."""
     if kind is Any:
         return literal(text)
     if kind is bool:
         lowered = text.lower()
-        if lowered in ("true", "1", "yes", "on"):
+        if lowered in (*TRUE_WORDS, "1"):
             return True
-        if lowered in ("false", "0", "no", "off"):
+        if lowered in (*FALSE_WORDS, "0"):
             return False
-        raise UserError(f"{where}: expected true or false")
+        raise UserError(f"{where}: expected true or false (or yes/no, on/off)")
     if kind is int:
         try:
             return int(text)
@@ -156,7 +170,7 @@ def _convert(model: str, key: str, text: str, kind: Any) -> Any:
             value = float(text)
         except ValueError:
             raise UserError(f"{where}: expected a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise UserError(f"{where}: expected a finite number")
         return value
     if kind is Shape:

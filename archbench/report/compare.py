@@ -40,7 +40,7 @@ from typing import Any
 
 from archbench.errors import UserError
 from archbench.metrics import METRICS, kind_of
-from archbench.results.record import Record, RunDocument
+from archbench.results.record import Record, RunDocument, unfinished
 
 STATUSES = ("invalid", "newly failing", "regressed", "changed", "missing", "not significant", "not comparable",
             "improved", "fixed", "new", "still failing")
@@ -55,18 +55,6 @@ def metric_kind(metric: str) -> str:
     """``timing``, ``memory`` (measured, noisy) or ``deterministic`` (counts and analytic figures: exact)."""
     kind = kind_of(metric)
     return "deterministic" if kind in ("count", "analytic") else kind
-
-
-def unfinished(document: RunDocument) -> str | None:
-    """Why ``document`` is not a finished run (read from a journal, interrupted, not complete), or None."""
-    meta = document.meta
-    if meta.get("journal"):
-        return f"it is the journal of a run that did not finish ({meta['journal']})"
-    if meta.get("interrupted"):
-        return "the run was interrupted"
-    if meta.get("complete") is False:
-        return "the run did not finish (meta.complete is false)"
-    return None
 
 
 def check_comparable(runs: list[tuple[str, RunDocument]], allow_incomplete: bool = False) -> None:
@@ -457,6 +445,33 @@ def to_markdown(comparison: Comparison, title: str = "archbench compare") -> str
     else:
         lines.append("_no changes_")
     return "\n".join(lines) + "\n"
+
+
+def to_github(comparison: Comparison, title: str = "archbench compare") -> str:
+    """A GitHub job summary (or PR comment): a heading with the verdict, the summary line, the failing changes in a
+    table and the others in a folded one; ``|`` in a cell is escaped so it cannot split the table."""
+    verdict = ":x: failed" if comparison.failed else ":white_check_mark: passed"
+    lines = [f"### {title}: {verdict}", "", summary_line(comparison), ""]
+    rows = change_rows(comparison)
+    failing = [row for row, change in zip(rows, comparison.changes) if change.failing]
+    others = [row for row, change in zip(rows, comparison.changes) if not change.failing]
+    if failing:
+        lines += _github_table(failing) + [""]
+    if others:
+        lines += [f"<details><summary>{len(others)} other changes</summary>", ""] + _github_table(others) + \
+            ["", "</details>", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _github_table(rows: list[dict[str, str]]) -> list[str]:
+    columns = list(rows[0])
+    right = ("baseline", "current", "change")
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+    return ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if c in right else "---" for c in columns) + "|"] + \
+        ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
 
 
 def to_json(comparison: Comparison) -> str:

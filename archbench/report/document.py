@@ -2,7 +2,8 @@
 
 Sections: what was run and where (suite, command, environment), the results table (metrics
 as columns, as :func:`archbench.report.render.wide_frame` lays them out), the errors and
-warnings, and one log–log plot per sweep (:func:`archbench.report.plot.plot_sweep`). In
+warnings, and per sweep the tables `archbench scaling` prints (:mod:`archbench.report.sweep`)
+and one log–log plot (:func:`archbench.report.plot.plot_sweep`). In
 HTML the plots are inline SVG; in Markdown they are PNG files next to the report.
 """
 
@@ -89,6 +90,7 @@ def _errors(document: RunDocument) -> list[str]:
 
 def _markdown(document: RunDocument, out: Path | None) -> str:
     from archbench.report.render import all_warnings, markdown_table, wide_frame
+    from archbench.report.sweep import markdown_tables
 
     parts = [f"# {_title(document)}", "", *_status_lines(document), "", "## Environment", "",
              "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in _env_rows(document)), "", "## Results", ""]
@@ -104,17 +106,19 @@ def _markdown(document: RunDocument, out: Path | None) -> str:
         if out is None:
             parts.append("_Plots are written next to the report when it is saved with --out._")
         for sweep in found:
+            parts += [f"### {sweep.title}", "", *markdown_tables(sweep.records, sweep.axis, sweep.title)]
             if out is None:
-                break
+                continue
             target = out.parent / f"{out.stem}_plots" / f"{_slug(sweep.title)}.png"
             link = target.relative_to(out.parent).as_posix()
             shown = f"![{sweep.title}]({link})" if _plot(sweep, target) else "_nothing to plot: no point was measured_"
-            parts += [f"### {sweep.title}", "", shown, ""]
+            parts += [shown, ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
 def _html(document: RunDocument) -> str:
     from archbench.report.render import all_warnings
+    from archbench.report.sweep import html_tables
 
     e = html.escape
     body = [f"<h1>{e(_title(document))}</h1>", *(f"<p>{e(line)}</p>" for line in _status_lines(document)),
@@ -132,6 +136,7 @@ def _html(document: RunDocument) -> str:
             for sweep in found:
                 target = Path(tmp) / f"{_slug(sweep.title)}.svg"
                 body.append(f"<h3>{e(sweep.title)}</h3>")
+                body += html_tables(sweep.records, sweep.axis, sweep.title)
                 body.append(_inline_svg(target) if _plot(sweep, target) else "<p>nothing to plot</p>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}svg{max-width:100%;height:auto}")

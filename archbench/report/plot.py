@@ -71,6 +71,11 @@ def plot_sweep(records: list[Record], path: str | Path, axis: str = "seq", title
         ax.legend(fontsize=8)
     if title:
         figure.suptitle(title)
+    return _save(figure, path)
+
+
+def _save(figure, path: str | Path) -> Path:
+    """Write ``figure`` to ``path`` atomically, as PNG or SVG by its extension."""
     import io
 
     from archbench.results.atomic import write_atomic
@@ -86,3 +91,53 @@ def _crossings(records: list[Record], metric: str) -> list[float]:
     """Every crossover position the sweep's summary found for ``metric``."""
     return [x for r in records if r.metric == f"{metric}_crossover" and r.error is None
             for x in r.details.get("crossings", [])]
+
+
+def plot_roofline(records: list[Record], path: str | Path, title: str | None = None) -> Path:
+    """Write the log–log roofline of ``records`` (:func:`archbench.measure.roofline.roofline_records`'s, several
+    models or phases at once) to ``path``: attainable FLOP/s against arithmetic intensity on the first machine,
+    its roof and ridge point, and one dot per module or operator (the model's own where none) at the FLOP/s it
+    would reach, sized by its predicted time; one colour per model and point."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    check_plot_path(path)
+    rows = [r for r in records if r.metric == "predicted_latency_s" and r.value and r.details.get("bytes_moved")]
+    if not rows:
+        raise UserError("nothing to plot: no op moved any byte on a machine with this dtype's peak")
+    machine = rows[0].point["hardware"]
+    rows = [r for r in rows if r.point["hardware"] == machine]
+    parts = [r for r in rows if "module" in r.point or "operator" in r.point]
+    shown = parts or rows
+    peak, bandwidth = rows[0].details["peak_flops_s"], rows[0].details["bandwidth_bytes_s"]
+    figure = Figure(figsize=(7.5, 5.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    intensities = [r.details["arithmetic_intensity"] for r in shown if r.details["arithmetic_intensity"]]
+    ridge = peak / bandwidth
+    low, high = min([*intensities, ridge]) / 4, max([*intensities, ridge]) * 4
+    ax.plot([low, ridge, high], [low * bandwidth, peak, peak], color="black", linewidth=1.5,
+            label=f"{machine}: {peak / 1e12:.3g} TFLOP/s, {bandwidth / 1e9:.4g} GB/s")
+    ax.axvline(ridge, color="grey", linestyle=":", linewidth=1)
+    ax.annotate(f"ridge {ridge:.3g} FLOP/byte", (ridge, 0.03), xycoords=("data", "axes fraction"), fontsize=8,
+                color="grey")
+    groups: dict[str, list[Record]] = {}
+    for r in shown:
+        key = f"{r.model} " + " ".join(f"{k}={v}" for k, v in r.point.items()
+                                      if k not in ("hardware", "module", "operator"))
+        groups.setdefault(key, []).append(r)
+    largest = max(r.value for r in shown)
+    for colour, (key, members) in enumerate(groups.items()):
+        xs = [r.details["arithmetic_intensity"] or low for r in members]
+        ys = [r.details["flops"] / r.value for r in members]
+        sizes = [10 + 400 * r.value / largest for r in members]
+        total = sum(r.value for r in members)
+        ax.scatter(xs, ys, s=sizes, color=f"C{colour}", alpha=0.55, label=f"{key} ({total * 1e3:.3g} ms predicted)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity [FLOP/byte] (FLOPs = 2 x MACs + other FLOPs)")
+    ax.set_ylabel("attainable FLOP/s")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "roofline (dot area: predicted time)", fontsize=9)
+    return _save(figure, path)

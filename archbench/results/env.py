@@ -1,4 +1,9 @@
-"""The environment stored in every run document, its fingerprint, and the short id records name it by."""
+"""The environment stored in every run document, its fingerprint, and the short id records name it by.
+
+Besides the machine and the versions, the environment names two commits: ``git_commit``, the
+checkout archbench runs from, and ``project_commit`` (with ``project_commit_date``), the commit
+of the git repository of the working directory: the user's project that CI is measuring.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +25,21 @@ def cpu_name() -> str:
 
 def git_commit() -> str | None:
     """The commit of the checkout archbench runs from, when there is one."""
-    root = Path(__file__).resolve().parents[2]
+    return _git(Path(__file__).resolve().parents[2], "rev-parse", "HEAD")
+
+
+def project_commit(folder: str | Path = ".") -> dict[str, str | None]:
+    """The commit of the user's project (the git repository of ``folder``, the working directory) and its
+    committer date (ISO 8601); both None outside a git repository."""
+    found = _git(Path(folder), "log", "-1", "--format=%H %cI")
+    commit, _, date = (found or "").partition(" ")
+    return {"project_commit": commit or None, "project_commit_date": date or None}
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """``git -C folder ARGS``'s output, or None when git is missing, fails or the folder is no repository."""
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -41,6 +58,8 @@ def collect_env(device: str = "cpu", **extra: Any) -> dict[str, Any]:
         "torchvision": _version("torchvision"),
         "transformers": _version("transformers"),
         "fvcore": _version("fvcore"),
+        "timm": _version("timm"),
+        "numpy": _version("numpy"),
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": cpu_count(),
@@ -49,6 +68,7 @@ def collect_env(device: str = "cpu", **extra: Any) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": git_commit(),
+        **project_commit(),
     }
     env.update(extra)
     return env

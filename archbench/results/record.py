@@ -52,9 +52,13 @@ class Record:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
-    def key(self) -> tuple:
-        """What identifies the figure across runs: case, model, metric and input point."""
-        return (self.case, self.claim, self.model, self.metric, json.dumps(self.point, sort_keys=True))
+    @classmethod
+    def of(cls, model: str, metric: str, value: Any, point: dict[str, Any] | None = None, *, axis: str = "seq",
+           **fields: Any) -> "Record":
+        """A record of ``metric`` in the unit the metric table gives it (a crossover's: its sweep ``axis``'s)."""
+        from archbench.metrics import unit_of
+
+        return cls(model, metric, value, unit_of(metric, axis), dict(point or {}), **fields)
 
 
 @dataclass
@@ -233,3 +237,15 @@ class RunWriter:
         if self._lock:
             self._lock.release()
             self._lock = None
+
+
+def unfinished(document: RunDocument) -> str | None:
+    """Why ``document`` is not a finished run (read from a journal, interrupted, not complete), or None."""
+    meta = document.meta
+    if meta.get("journal"):
+        return f"it is the journal of a run that did not finish ({meta['journal']})"
+    if meta.get("interrupted"):
+        return "the run was interrupted"
+    if meta.get("complete") is False:
+        return "the run did not finish (meta.complete is false)"
+    return None
