@@ -33,6 +33,41 @@ def new_run_document(suite: Suite, cases: tuple[Case, ...], shard: tuple[int, in
     return RunDocument(env=machine_env(suite.defaults), meta=meta)
 
 
+def resume_from(document: RunDocument, out: str) -> tuple[str, ...]:
+    """Add to ``document`` the records of the cases an unfinished run on ``out`` finished; their ids.
+
+    The journal must be of the same suite file (digest) and shard; the records of a case it did
+    not finish are left out, to be measured again. No journal: a warning, and nothing is added.
+    """
+    import sys
+    from dataclasses import replace
+
+    from archbench.errors import UserError
+    from archbench.results.env import env_id
+    from archbench.results.journal import journal_path
+    from archbench.results.record import load_run
+
+    journal = journal_path(out)
+    if not journal.is_file():
+        print(f"warning: --resume: no journal of an unfinished run at {journal}; every case is measured",
+              file=sys.stderr)
+        return ()
+    earlier = load_run(journal)
+    for key in ("suite", "suite_digest", "shard"):
+        if earlier.meta.get(key) != document.meta.get(key):
+            raise UserError(f"cannot resume from {journal}: its {key} is {earlier.meta.get(key)!r}, this run's "
+                            f"{document.meta.get(key)!r} (run without --resume to start over; the journal is kept)")
+    wanted = {case["id"] for case in document.meta["cases"]}
+    finished = tuple(dict.fromkeys(c for c in earlier.meta.get("finished_cases", []) if c in wanted))
+    own = env_id(earlier.env)
+    for record in earlier.records:
+        if record.case in finished:
+            document.records.append(record if record.env else replace(record, env=own))
+    envs = {**earlier.envs, own: earlier.env}
+    document.envs.update({r.env: envs[r.env] for r in document.records if r.env in envs})
+    return finished
+
+
 def machine_env(defaults: CaseSettings) -> dict[str, Any]:
     """The environment of this machine as a suite with ``defaults`` runs on it (device, dtype, threads)."""
     from archbench.results.env import collect_env
@@ -56,6 +91,7 @@ def run_cases(cases: tuple[Case, ...], writer: RunWriter,
             if progress:
                 progress(done, len(cases), case.id)
             run_case(case, writer, machine)
+            writer.case_done(case.id)
     writer.document.meta["complete"] = True
     writer.finish()
     if progress:
@@ -140,7 +176,7 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
     document written before records named one gets its document's ``env``).
 
     UserError when the runs are not of the same suite file (name and content digest), are
-    not suite runs, or share a case. Warnings name cases of the suite that no shard ran
+    not suite runs, or share a case or a figure. Warnings name cases of the suite that no shard ran
     and shards that did not finish.
     """
     from dataclasses import replace
@@ -176,6 +212,7 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
     not_run = [case_id for case_id in order if case_id not in seen]
     if not_run:
         warnings.append(f"{len(not_run)} case(s) of the suite are in no shard: {', '.join(not_run)}")
+    _check_no_duplicate_figures(documents)
     envs: dict[str, dict] = {}
     records: list[Record] = []
     for _, document in documents:
@@ -193,6 +230,23 @@ def merge_runs(documents: list[tuple[str, RunDocument]]) -> tuple[RunDocument, l
         "complete": not not_run and all(doc.meta.get("complete") for _, doc in documents),
     }
     return RunDocument(env=first.env, records=records, meta=meta, envs=envs), warnings
+
+
+def _check_no_duplicate_figures(documents: list[tuple[str, RunDocument]]) -> None:
+    """UserError when one figure (case, metric, point) has a record in two shards, or twice in one."""
+    from archbench.errors import UserError
+    from archbench.report.compare import figure_key
+
+    where: dict[tuple, int] = {}
+    for number, (path, document) in enumerate(documents):
+        for record in document.records:
+            key = figure_key(record)
+            if key in where:
+                first = documents[where[key]][0]
+                both = f"both {first} and {path}" if where[key] != number else f"{path} twice"
+                raise UserError(f"figure {record.metric} of case {record.case or record.model!r} at "
+                                f"{record.point} is in {both}: refusing to merge duplicate records")
+            where[key] = number
 
 
 def _suite_identity(path: str, document: RunDocument) -> tuple[str, str]:

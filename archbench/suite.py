@@ -129,6 +129,8 @@ def load_suite(path: str | Path) -> Suite:
     reader = _Reader(path)
     top = reader.mapping(root, "suite", required=("cases",), optional=("name", "description", "defaults"))
     name = reader.string(top["name"], "name") if "name" in top else path.stem
+    if "description" in top:
+        reader.string(top["description"], "description")
     defaults = CaseSettings()
     if "defaults" in top:
         defaults = reader.settings(top["defaults"], "defaults", CaseSettings())
@@ -203,6 +205,8 @@ class _Reader:
             return self.constructor.construct_object(node)
         except self.yaml.YAMLError as exc:
             raise self.error(node, key, f"{getattr(exc, 'problem', None) or exc}") from None
+        except ValueError:  # Python's limit on the digits of an integer
+            raise self.error(node, key, f"a number of {len(node.value):,} characters is too long") from None
 
     def string(self, node, key: str) -> str:
         value = self.scalar(node, key)
@@ -268,10 +272,12 @@ class _Reader:
                 values[name] = self.device(value_node, where)
         return replace(base, **values)
 
-    def choice(self, node, key: str, choices: tuple[str, ...]) -> str:
+    def choice(self, node, key: str, choices: tuple) -> Any:
+        """One of ``choices``, of its type too (``head: "yes"`` is not ``true``, nor is 1)."""
         value = self.scalar(node, key)
-        if value not in choices:
-            raise self.error(node, key, f"expected one of {', '.join(choices)}, got {value!r}")
+        if not any(type(value) is type(c) and value == c for c in choices):
+            names = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
+            raise self.error(node, key, f"expected one of {names}, got {value!r}")
         return value
 
     def device(self, node, key: str) -> str:
@@ -304,8 +310,9 @@ class _Reader:
 
         if isinstance(node, self.yaml.SequenceNode):
             return tuple(self.integer(item, f"{key}[{i}]") for i, item in enumerate(node.value))
+        text = str(self.scalar(node, key))
         try:
-            return parse_shape(str(self.scalar(node, key)), what=key)
+            return parse_shape(text, what=key)
         except UserError as exc:
             raise self.error(node, key, str(exc)) from None
 

@@ -53,6 +53,8 @@ def _checked(path: Path, text: str, load):
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{where}: not valid YAML ({problem})") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise UserError(f"{path}: holds a number too long to read (over 4,300 digits)") from None
 
 
 def _check_events(path: Path, events) -> None:

@@ -13,8 +13,8 @@ A claim's checks are written in ``archbench/claims/claims.yaml``. Kinds:
 
 Each check says what the document ``says``; ``on_fail`` is ``refuted`` (default) or ``caveat``,
 ``note`` explains the condition when it fails, and ``when`` (an expression) skips it when false.
-The verdict is the worst outcome: any refuting failure gives ``refuted``, else any caveat gives
-``holds with caveat``, else ``holds``.
+The verdict is the worst outcome: any refuting failure gives ``refuted``, else a check left open
+by timing noise gives ``inconclusive``, else any caveat gives ``holds with caveat``, else ``holds``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from archbench.errors import UserError
 from archbench.report.render import format_value
 
 HOLDS, CAVEAT, REFUTED, NOT_MEASURED = "holds", "holds with caveat", "refuted", "not measured"
+INCONCLUSIVE = "inconclusive"
 KINDS = ("near", "true", "readings", "ranking")
 _KEYS = {"kind", "says", "figure", "stated", "tol", "abs_tol", "readings", "levels", "on_fail", "note", "when"}
 
@@ -61,13 +62,25 @@ def validate_check(check: Mapping[str, Any], where: str) -> None:
         raise UserError(f"{where}: a near check needs tol (relative) or abs_tol")
 
 
-def run_check(check: Mapping[str, Any], figures: Mapping[str, Any]) -> CheckResult:
-    """Evaluate one check over the claim's figures."""
+def run_check(check: Mapping[str, Any], figures: Mapping[str, Any],
+              intervals: Mapping[str, tuple[float, float]] | None = None) -> CheckResult:
+    """Evaluate one check over the claim's figures.
+
+    ``intervals`` (figure name -> confidence interval of a timing figure): a check whose outcome
+    differs within them is ``inconclusive``, naming them (see :mod:`archbench.claims.uncertainty`).
+    """
+    from archbench.claims.uncertainty import undecided
+
     says = check["says"]
     try:
         if "when" in check and not evaluate(check["when"], figures):
             return CheckResult(says, None, "skipped", _show(check["when"], figures), check.get("skipped_note", ""))
         passed, shown, extra = _KIND_FUNCTIONS[check["kind"]](check, figures)
+        open_ = undecided(_used(check), figures, intervals or {},
+                          lambda corner: _KIND_FUNCTIONS[check["kind"]](check, corner)[0])
+        if open_:
+            return CheckResult(says, None, INCONCLUSIVE, shown,
+                               f"inconclusive (timing too noisy: {'; '.join(open_)}); rerun with a larger --min-time")
     except MissingFigure as missing:
         return CheckResult(says, None, NOT_MEASURED, f"{missing} was not measured")
     except (EvaluationError, TypeError, ValueError) as failed:  # also a figure that is not a number where one is needed
@@ -82,10 +95,17 @@ def run_check(check: Mapping[str, Any], figures: Mapping[str, Any]) -> CheckResu
 def verdict(results: list[CheckResult]) -> str:
     """The claim's verdict from its checks' outcomes."""
     statuses = {r.status for r in results}
-    for status in (NOT_MEASURED, REFUTED, CAVEAT):
+    for status in (NOT_MEASURED, REFUTED, INCONCLUSIVE, CAVEAT):
         if status in statuses:
             return status
     return HOLDS
+
+
+def _used(check: Mapping[str, Any]) -> list[str]:
+    """The figure names every expression of ``check`` reads."""
+    expressions = [check[key] for key in ("figure", "stated") if key in check]
+    expressions += list(check.get("readings", {}).values()) + list(check.get("levels", {}))
+    return [name for text in expressions for name in names(text)]
 
 
 def _near(check, figures):

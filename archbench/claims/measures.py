@@ -33,6 +33,7 @@ class Measured:
 
     figures: dict[str, Any] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # timing figure -> confidence interval
 
     def add(self, key: str, value: Any, unit: str, model: str, point: dict | None = None, *, metric: str | None = None,
             **details) -> None:
@@ -440,6 +441,7 @@ def sweep(definition: dict, context: Context) -> Measured:
                 out.figures[f"{metric}_exponent.{alias}"] = found[(spec, f"{metric}_exponent", None)]
             if (spec, f"{metric}_local_exponent", values[-1]) in found:
                 out.figures[f"{metric}_local_exponent.{alias}"] = found[(spec, f"{metric}_local_exponent", values[-1])]
+        _exponent_intervals(out, alias, spec, values, records)
         shares = [found.get((spec, "attention_share", t)) for t in values]
         if all(v is not None for v in shares):
             out.figures[f"attention_share.{alias}"] = shares
@@ -451,6 +453,20 @@ def sweep(definition: dict, context: Context) -> Measured:
             if r.model == f"{first} vs {second}" and r.metric.endswith("_crossover") and r.error is None:
                 out.figures[r.metric] = r.value
     return out
+
+
+def _exponent_intervals(out: Measured, alias: str, spec: str, values: list, records: list[Record]) -> None:
+    """Bootstrap intervals of ``alias``'s latency exponents (all points, last two) from each point's raw samples."""
+    from archbench.claims.uncertainty import exponent_interval
+
+    samples = {r.point.get("seq"): r.details.get("samples") for r in records
+               if r.model == spec and r.metric == "latency_s" and r.error is None}
+    if not all(samples.get(t) for t in values):
+        return
+    for name, points in ((f"latency_s_exponent.{alias}", values), (f"latency_s_local_exponent.{alias}", values[-2:])):
+        interval = exponent_interval(points, [samples[t] for t in points])
+        if name in out.figures and interval:
+            out.intervals[name] = interval
 
 
 @kind("peak")

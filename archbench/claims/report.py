@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archbench.claims.checks import CAVEAT, HOLDS, NOT_MEASURED, REFUTED
+from archbench.claims.checks import CAVEAT, HOLDS, INCONCLUSIVE, NOT_MEASURED, REFUTED
 from archbench.claims.runner import ClaimOutcome
 from archbench.results.record import Record, RunDocument
 
 _ENV_SHOWN = ("device", "cpu", "cpu_count", "threads", "gpu", "torch", "torchvision", "transformers", "fvcore",
               "python", "platform", "archbench", "git_commit")
-_MARK = {HOLDS: "✅ holds", CAVEAT: "⚠️ holds with caveat", REFUTED: "❌ refuted", NOT_MEASURED: "⛔ not measured"}
-_CHECK_MARK = {HOLDS: "✓", CAVEAT: "⚠", REFUTED: "✗", NOT_MEASURED: "⛔"}
+_MARK = {HOLDS: "✅ holds", CAVEAT: "⚠️ holds with caveat", REFUTED: "❌ refuted", INCONCLUSIVE: "❔ inconclusive",
+         NOT_MEASURED: "⛔ not measured"}
+_CHECK_MARK = {HOLDS: "✓", CAVEAT: "⚠", REFUTED: "✗", INCONCLUSIVE: "?", NOT_MEASURED: "⛔"}
 _CONCLUSION = {HOLDS: "this supports the claim", CAVEAT: "this supports the claim with a caveat",
-               REFUTED: "this contradicts the claim"}
+               REFUTED: "this contradicts the claim",
+               INCONCLUSIVE: "the timings are too noisy to decide (see the intervals below)"}
 _COLUMNS = ("id", "claim", "verdict", "finding")
 
 
@@ -71,6 +73,7 @@ def markdown(document: RunDocument, outcomes: list[ClaimOutcome], plots: dict[st
         "each claim's section below gives the figures and, last, the rule with its inputs.",
         "",
         *_summary_table(documents),
+        *inconclusive_note(outcomes),
     ]
     if own:
         parts += ["", "## archbench's own claims (not from the documents)", "",
@@ -125,12 +128,23 @@ def claim_section(outcome: ClaimOutcome, plot: str | None = None) -> str:
     return "\n".join(parts)
 
 
+def inconclusive_note(outcomes: list[ClaimOutcome]) -> list[str]:
+    """A paragraph counting the checks timing noise left open, and what to do about it (none when there are none)."""
+    open_ = sum(r.status == INCONCLUSIVE for o in outcomes for r in o.checks)
+    if not open_:
+        return []
+    return ["", f"{open_} check{'s' if open_ > 1 else ''} inconclusive: the timings were too noisy to decide "
+            "within their 95% bootstrap intervals. Rerun on a quieter machine, or with a larger `--min-time`."]
+
+
 def caveats(outcome: ClaimOutcome) -> list[str]:
     """Why each check that did not simply hold decided as it did, in the words of its note."""
     reasons = []
     for check, result in zip(outcome.claim.checks, outcome.checks):
         if result.status == NOT_MEASURED:
             reasons.append(f"{_CHECK_MARK[result.status]} “{result.says}”: {result.figures}.")
+        elif result.status == INCONCLUSIVE:
+            reasons.append(f"{_CHECK_MARK[result.status]} “{result.says}”: {result.note}.")
         elif result.status in (CAVEAT, REFUTED):
             why = result.note or (result.figures if check["kind"] in ("ranking", "readings") else "see the rule below")
             reasons.append(f"{_CHECK_MARK[result.status]} “{result.says}”: {'' if result.passed else 'not so in this run; '}"

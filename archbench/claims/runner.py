@@ -49,25 +49,28 @@ class ClaimRunner:
     def judge(self, claim: Claim, progress: Callable[[str], None] | None = None) -> ClaimOutcome:
         """Measure and judge one claim."""
         figures = {"device": self.context.device, "has_gpu": self.context.device.startswith("cuda")}
+        intervals: dict[str, tuple[float, float]] = {}
         records: list[Record] = []
         for name, definition in claim.measure.items():
             if progress:
                 progress(f"{claim.id}: {name} ({definition['kind']})")
             measured = self.measure(definition)
             figures.update({f"{name}.{key}": value for key, value in measured.figures.items()})
+            intervals.update({f"{name}.{key}": value for key, value in measured.intervals.items()})
             for record in measured.records:
                 own = copy.deepcopy(record)
                 own.claim = claim.id
                 own.details.setdefault("measurement", name)
                 records.append(own)
-        results = [run_check(check, figures) for check in claim.checks]
+        results = [run_check(check, figures, intervals) for check in claim.checks]
         outcome_verdict = verdict(results)
         errors = ([f"{r.metric}: {r.error}" for r in records if r.error]
                   or [f"{r.says}: {r.figures}" for r in results if r.status == NOT_MEASURED])  # an expression failed
         summary = Record(
             model=claim.claim, metric="verdict", value=outcome_verdict, unit="", claim=claim.id,
             details={"source": claim.source, "measured": fill(claim.explain, figures),
-                     "checks": [vars(r) for r in results]},
+                     "checks": [vars(r) for r in results],
+                     **({"intervals": {k: list(v) for k, v in intervals.items()}} if intervals else {})},
             error="; ".join(errors) if outcome_verdict == "not measured" else None,
         )
         for record in (summary, *records):

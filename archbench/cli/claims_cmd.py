@@ -166,10 +166,11 @@ def _print(document, outcomes, fmt: str, table: str | None) -> None:
         return
     if not console.is_terminal:  # piped: the width of a 100-column terminal rather than rich's 80
         console.width = 100
-    from archbench.claims.report import split_own
+    from archbench.claims.report import inconclusive_note, split_own
 
     documents, own = split_own(outcomes)
-    colours = {"holds": "green", "holds with caveat": "yellow", "refuted": "red", "not measured": "red"}
+    colours = {"holds": "green", "holds with caveat": "yellow", "refuted": "red", "inconclusive": "yellow",
+               "not measured": "red"}
     for title, group in ((f"claims on {document.env['device']}", documents),
                          ("archbench's own claims (not from the documents)", own)):
         if not group:
@@ -184,6 +185,8 @@ def _print(document, outcomes, fmt: str, table: str | None) -> None:
             view.add_row(row["id"], escape(row["claim"]), f"[{colours[row['verdict']]}]{row['verdict']}[/]",
                          escape(row["finding"]))
         console.print(view)
+    for line in inconclusive_note(outcomes)[1:]:
+        console.print(escape(line), highlight=False)
 
 
 def _progress(total: int):

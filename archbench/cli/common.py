@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -76,7 +77,7 @@ def handle_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            return _machine_faults(command, args, kwargs)
         except UserError as exc:
             typer.echo(f"error: {_one_line(str(exc))}", err=True)
             raise typer.Exit(2) from None
@@ -180,6 +181,36 @@ def model_progress(number: int, total: int, text: str):
     yield
 
 
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+"""OSErrors that are the machine's state wherever they come from (a full disk, a failing one): MachineError."""
+
+
+def _machine_faults(command, args, kwargs):
+    """``command(*args, **kwargs)``, a full or failing disk (stdout on /dev/full too) raised as MachineError."""
+    try:
+        return command(*args, **kwargs)
+    except OSError as exc:
+        if exc.errno not in MACHINE_ERRNOS:
+            raise
+        _silence_stdout()
+        where = f" {exc.filename}" if exc.filename else " the output"
+        raise MachineError(f"cannot write{where}: {exc.strerror}") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of what could not be written fails no more."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):  # no real stdout (captured in tests)
+        pass
+
+
 def write_traceback(text: str) -> str:
     """Write an internal error's traceback to a new log file; its path.
 
@@ -194,12 +225,12 @@ def write_traceback(text: str) -> str:
 
     name = f"internal-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    for folder in (os.path.join(state, "archbench"), tempfile.gettempdir()):
-        path = os.path.join(folder, name)
-        try:
+    for folder in (lambda: os.path.join(state, "archbench"), tempfile.gettempdir):
+        try:  # the last resort must not raise: no temporary folder at all is FileNotFoundError
+            path = os.path.join(folder(), name)
             write_atomic(path, f"archbench {' '.join(sys.argv[1:])}\n{text}")
             return path
-        except (UserError, MachineError):  # this folder cannot be written: the next one
+        except Exception:  # noqa: BLE001  (this folder cannot be written: the next one)
             continue
     return "no log file: none could be written; rerun with --debug"
 

@@ -29,6 +29,8 @@ def latency_command(
     dtype: DtypeOpt = "float32",
     min_time: Annotated[float, typer.Option("--min-time", help="Seconds of timed calls per model.")] = 1.0,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile first; compile time reported apart.")] = False,
+    timeout_s: Annotated[float, typer.Option(
+        "--timeout-s", help="Seconds allowed to time one model; beyond, it is an error row.")] = 600.0,
     phase: PhaseOpt = "prefill",
     head: HeadOpt = False,
     optimizer: OptimizerOpt = "adamw",
@@ -51,7 +53,9 @@ def latency_command(
     check_output_options(fmt, out)
     check_threads(threads)
     positive_finite("--min-time", min_time)
-    settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, compile=compile)
+    positive_finite("--timeout-s", timeout_s)
+    settings = Settings(device=device, dtype=dtype, threads=threads, min_time=min_time, compile=compile,
+                        timeout_s=timeout_s)
     training = dict(optimizer=optimizer, precision=precision, checkpointing=checkpointing)
     recipes = _recipes(models, batch, seq, input, dtype, phase, head, ["latency"], settings, training)
     if threads:

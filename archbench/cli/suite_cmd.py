@@ -22,6 +22,8 @@ def run_command(
                                           "needs archbench's ray extra).")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to run on (e.g. ray://head:10001); "
                                                    "default: a local cluster started for the run.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the unfinished run on --out from its journal: "
+                                         "skip the cases it finished, measure the rest.")] = False,
     allow_code: AllowCodeOpt = False,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -30,6 +32,8 @@ def run_command(
     The whole suite is validated first: a mistake exits 2 naming the file, line and key.
     A case that fails is a row with its error; the run goes on. --out is replaced only when
     the run finishes; until then the records are in OUT.partial.jsonl, which a stopped run keeps.
+    A later run on the same --out keeps that journal aside (OUT.partial.N.jsonl); with --resume it
+    also takes over the cases the journal finished and measures only the others.
     With --executor ray the cases run as Ray tasks and each record names the machine it ran on.
     """
     from pathlib import Path
@@ -39,7 +43,7 @@ def run_command(
     from archbench.report.render import check_format, emit
     from archbench.results.atomic import safe_file_name
     from archbench.results.record import RunWriter
-    from archbench.runner import new_run_document
+    from archbench.runner import new_run_document, resume_from
     from archbench.suite import load_suite, parse_shard
 
     check_format(fmt)
@@ -51,10 +55,16 @@ def run_command(
     if not out:
         shard_tag = f"-shard-{shard_of[0]}-of-{shard_of[1]}" if shard_of else ""
         out = f"results/{safe_file_name(spec.name, 'suite')}{shard_tag}.json"  # `name: ../x` stays in results/
+    document = new_run_document(spec, cases, shard_of)
+    finished = resume_from(document, out) if resume else ()
     with open_executor(executor, address) as run_cases:
-        writer = RunWriter(new_run_document(spec, cases, shard_of), out)
+        writer = RunWriter(document, out, finished=finished)
+        if resume and writer.kept_journal:
+            typer.echo(f"resuming: {len(finished)} of {len(cases)} cases finished in {writer.kept_journal}",
+                       err=True)
+        todo = tuple(case for case in cases if case.id not in finished)
         try:
-            _with_progress(lambda progress: run_cases(cases, writer, spec.defaults, progress))
+            _with_progress(lambda progress: run_cases(todo, writer, spec.defaults, progress))
         except KeyboardInterrupt:
             typer.echo(f"interrupted: {len(writer.document.records)} finished records kept in "
                        f"{writer.journal_path}; {out} is unchanged", err=True)
@@ -151,7 +161,7 @@ def compare_command(
     runs = [(baseline, load_run(baseline)), (current, load_run(current))]
     check_comparable(runs, allow_incomplete)
     comparison = compare_runs(runs[0][1], runs[1][1], thresholds=thresholds, alpha=alpha,
-                              deterministic_only=deterministic_only)
+                              deterministic_only=deterministic_only, names=(baseline, current))
     if out:
         write_atomic(out, writers[Path(out).suffix.lower()](comparison))
     if fmt == "table":

@@ -47,20 +47,67 @@ def ray_cluster(address: str | None) -> Iterator["RayCluster"]:
     ray = import_ray()
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address:
+        check_reachable(address)
         target = address
     else:  # a cluster of this machine alone, never one that RAY_ADDRESS may name
         target = "local"
         options["num_cpus"] = cpu_count()
-    try:
-        ray.init(address=target, **options)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        from archbench.errors import describe_error
+    with _sigterm_as_interrupt():
+        try:
+            ray.init(address=target, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            from archbench.errors import describe_error
 
-        raise UserError(f"cannot start or reach the Ray cluster at {target}: {describe_error(exc)}") from None
+            raise UserError(f"cannot start or reach the Ray cluster at {target}: {describe_error(exc)}") from None
+        try:
+            yield RayCluster(ray)
+        finally:
+            ray.shutdown()
+
+
+REACH_TIMEOUT_S = 5.0
+"""How long to wait for a cluster's address to answer before refusing it (ray.init would wait for minutes)."""
+
+
+def check_reachable(address: str) -> None:
+    """UserError, within :data:`REACH_TIMEOUT_S`, when nothing answers at ``address``'s host and port, or when a
+    ``ray://`` address lacks Ray's client (``ray[client]``)."""
+    import socket
+
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (what ray[client] adds to ray)
+        except ImportError:
+            raise UserError(f"a ray:// address needs Ray's client, which is not installed: "
+                            "pip install 'ray[client]'") from None
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    if not colon or not port.isdigit():
+        return  # "auto", a bare host: ray.init says what is wrong
     try:
-        yield RayCluster(ray)
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UserError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what CI's timeout sends) stops the run as Ctrl-C does: journal kept, the Ray job ended."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
     finally:
-        ray.shutdown()
+        signal.signal(signal.SIGTERM, previous)
 
 
 class RayCluster:
@@ -84,8 +131,11 @@ class RayCluster:
                     progress(len(cases) - len(pending), len(cases), f"{len(pending)} cases on Ray")
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
                 for ref in ready:
-                    writer.add(*self._collect(ref, pending.pop(ref), writer))
-        order = {case.id: i for i, case in enumerate(cases)}
+                    case = pending.pop(ref)
+                    writer.add(*self._collect(ref, case, writer))
+                    writer.case_done(case.id)
+        ids = [case["id"] for case in writer.document.meta.get("cases", [])] or [case.id for case in cases]
+        order = {case_id: i for i, case_id in enumerate(ids)}  # the suite's order, resumed cases included
         writer.document.records.sort(key=lambda record: order.get(record.case, len(order)))
         writer.document.meta["complete"] = True
         writer.finish()
@@ -103,6 +153,7 @@ class RayCluster:
             resources = case_resources(case, node_cpus)
             if resources.get("num_gpus", 0) > gpus:
                 writer.add(*lost_case_records(case, "the Ray cluster has no GPU for this CUDA case"))
+                writer.case_done(case.id)
                 continue
             ref = task.options(**resources, max_retries=1, retry_exceptions=False).remote(
                 case, defaults, resources["num_cpus"])

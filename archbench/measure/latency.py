@@ -10,17 +10,25 @@ Records (all at the model's input point):
   peak), when MACs and the peak are given.
 - ``compile_time_s`` with ``compile=True``: the first call of the torch.compile'd module
   (compilation included); the latency after it is steady-state.
+
+:func:`deadline` bounds the whole latency measurement (see :mod:`archbench.measure.run`): a
+forward that hangs or sleeps is a ``latency_s`` record with its error. The limit is a SIGALRM
+sent to the main thread (the CLI, a suite, a Ray task), so it acts between Python bytecodes:
+a single C call that never returns is not interrupted.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from archbench.errors import describe_error
 from archbench.models.subject import Subject
 from archbench.results.record import Record
 
 NOISY_IQR_FRACTION = 0.10
+DEFAULT_TIMEOUT_S = 600.0
+"""Seconds allowed to measure one model's latency (MACs, warm-up, timed calls) unless told otherwise: generous."""
 
 
 def measure_latency(
@@ -61,6 +69,8 @@ def measure_latency(
             measurement = _time_step(built, threads, min_time)
         else:
             measurement = _time_forward(module, args, kwargs, threads, min_time)
+    except TimingTimeout:
+        raise
     except Exception as exc:  # the forward itself failed (shape, out of memory...): a row, not a crash
         records.append(Record.of(built.label, "latency_s", None, point, error=describe_error(exc)))
         return records
@@ -135,6 +145,50 @@ def _time_step(built: Subject, threads: int, min_time: float):
 
     timer = benchmark_timer()("step()", globals={"step": make_step(built)}, num_threads=threads)
     return timer.blocked_autorange(min_run_time=min_time)
+
+
+class TimingTimeout(Exception):
+    """Timing one model took longer than its limit."""
+
+
+@contextmanager
+def deadline(seconds: float):
+    """Raise :class:`TimingTimeout` in the block once ``seconds`` have passed, and again each second until it ends.
+
+    A watchdog thread sends SIGALRM to the main thread, so the build's own time limit (an
+    interval timer) cannot cancel this one, and code that swallows the exception meets it
+    again. Outside the main thread there is no limit.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_kill"):
+        yield
+        return
+    main = threading.get_ident()
+    expired, done = threading.Event(), threading.Event()
+
+    def expire(signum, frame):
+        if expired.is_set():
+            raise TimingTimeout(f"timed out after {seconds:g} s (the limit of --timeout-s / timeout_s)")
+
+    def watch():
+        if done.wait(seconds):
+            return
+        expired.set()
+        while not done.is_set():
+            signal.pthread_kill(main, signal.SIGALRM)
+            done.wait(1.0)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    watcher = threading.Thread(target=watch, name="archbench-latency-deadline", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _compile(built: Subject, args: tuple, kwargs: dict):

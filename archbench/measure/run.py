@@ -40,7 +40,7 @@ class Settings:
     min_time: float = 1.0  # latency: seconds of timed calls
     compile: bool = False  # latency: torch.compile first
     peak: bool = True  # latency: attach the fraction of the measured matmul peak
-    timeout_s: float | None = None  # memory: seconds for the fresh process
+    timeout_s: float | None = None  # memory: seconds for the fresh process; latency: seconds of timing
     engine: str = "auto"  # flops: auto, fvcore or dispatch
     counting_device: str = "auto"  # flops: auto, cpu, meta or cuda
     backward: bool = False  # flops: forward + backward of one training step
@@ -96,8 +96,27 @@ def _measure_group(group: str, builds: Builds, settings: Settings, earlier: list
         raise
     except Exception as exc:  # an op that breaks, out of memory, a model too big: a row, and the rest go on
         if failures == "raise":
+            if raised_in_forward(exc):  # an input the model refuses (channels, smaller than its kernels)
+                point = ", ".join(f"{k}={v}" for k, v in builds.recipe.known_point().items())
+                raise UserError(f"{builds.recipe.spec}: its forward failed: {describe_error(exc)} (at {point})") from None
             raise
         return [failure_record(builds.recipe, group, exc)]
+
+
+def raised_in_forward(exc: BaseException) -> bool:
+    """Whether torch raised ``exc`` inside a module's ``forward`` (the model refused its input), not archbench."""
+    import os
+    import traceback
+
+    from torch import nn
+
+    import archbench
+
+    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    if not frames or frames[-1].f_code.co_filename.startswith(os.path.dirname(archbench.__file__)):
+        return False
+    return any(frame.f_code.co_name == "forward" and isinstance(frame.f_locals.get("self"), nn.Module)
+               for frame in frames)
 
 
 def failure_record(recipe: Recipe, group: str, exc: BaseException | str) -> Record:
@@ -126,7 +145,15 @@ def preflight(recipe: Recipe, groups, settings: Settings) -> Subject:
     check_training(recipe)
     meta = recipe.build("meta")
     if on_device:
-        check_inputs_fit(meta, settings.device)
+        from archbench.measure.latency import DEFAULT_TIMEOUT_S, TimingTimeout, deadline
+
+        seconds = settings.timeout_s or DEFAULT_TIMEOUT_S
+        try:
+            with deadline(seconds):  # a meta forward sizes the largest tensor: one that hangs is refused
+                check_inputs_fit(meta, settings.device)
+        except TimingTimeout:
+            raise UserError(f"{meta.label}: one forward on the meta device did not finish within {seconds:g} s "
+                            "(the limit of --timeout-s)") from None
     if recipe.phase == "train" and "latency" in groups:  # timed steps run in this process: refuse what cannot fit
         from archbench.measure.training import check_step_fits
 
@@ -204,10 +231,13 @@ def count_macs(builds: Builds, settings: Settings) -> tuple[int | None, list[str
     rows are missing visibly; ops without a formula make achieved FLOP/s a lower bound.
     """
     from archbench.measure.flops import count_flops
+    from archbench.measure.latency import TimingTimeout
 
     try:
         count = count_flops(_counting_subject(builds, replace(settings, backward=False)),
                             attention_count=settings.attention_count)
+    except TimingTimeout:  # the latency's time is up: that is its answer
+        raise
     except Exception as exc:  # an op the counter cannot trace: the latency still stands
         return None, [f"MACs not counted ({describe_error(exc)}): no achieved FLOP/s"]
     if count.significant_uncounted:
@@ -217,8 +247,16 @@ def count_macs(builds: Builds, settings: Settings) -> tuple[int | None, list[str
 
 
 def _latency(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
+    from archbench.measure.latency import DEFAULT_TIMEOUT_S, deadline
+
+    with deadline(settings.timeout_s or DEFAULT_TIMEOUT_S):  # a forward that hangs: an error row
+        return _timed_latency(builds, settings, earlier)
+
+
+def _timed_latency(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.latency import measure_latency
 
+    check_inputs_fit(builds.on("meta"), settings.device)  # a point of a sweep that cannot fit: its error row
     if builds.recipe.phase == "train":  # whole optimizer steps, through the same latency path
         from archbench.measure.training import step_latency_records
 
@@ -252,6 +290,7 @@ def _peak(settings: Settings) -> tuple[float | None, list[str]]:
 def _memory(builds: Builds, settings: Settings, earlier: list[Record]) -> list[Record]:
     from archbench.measure.memory import measure_memory
 
+    check_inputs_fit(builds.on("meta"), settings.device)
     return measure_memory(builds.recipe, device=settings.device, timeout_s=settings.timeout_s, meta=builds.on("meta"))
 
 
@@ -290,7 +329,7 @@ GROUPS: dict[str, Group] = {g.name: g for g in (
     Group("params", "params", _params, ("depth",), sweeps=False),
     Group("flops", "macs", _flops, ("engine", "counting_device", "backward", "attention_count", "by", "depth"),
           sweeps=True),
-    Group("latency", "latency_s", _latency, ("device", "dtype", "threads", "min_time", "compile", "peak",
+    Group("latency", "latency_s", _latency, ("device", "dtype", "threads", "min_time", "compile", "peak", "timeout_s",
                                              "engine", "counting_device", "attention_count"),  # + MACs for FLOP/s
           sweeps=True, on_device=True),
     Group("memory", "peak_memory_bytes", _memory, ("device", "timeout_s"), sweeps=True, on_device=True),

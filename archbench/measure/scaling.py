@@ -94,14 +94,14 @@ def plan_points(models: list[str], values: list[int], axis: str = "seq", batch: 
 def preflight_sweep(models: list[str], values: list[int], metrics: list[str], axis: str, template: Recipe,
                     settings: Settings) -> list[list[SweepPoint]]:
     """The sweep's plan, every spec checked before anything is measured (UserError otherwise): each model
-    builds at the first point, and the largest point fits where it runs."""
+    builds at the first point and fits there; a larger point that cannot fit is its own error row."""
     from archbench.measure.run import preflight
 
     plan = plan_points(models, values, axis, template=template)
     for point in plan[0]:
-        preflight(point.recipe, [m for m in metrics if m != "latency"] or ["flops"], settings)
-    for point in plan[-1]:
         preflight(point.recipe, metrics, settings)
+    for point in plan[-1]:
+        preflight(point.recipe, [m for m in metrics if m not in ("latency", "memory")] or ["flops"], settings)
     return plan
 
 

@@ -192,6 +192,13 @@ def _config_from_file(path: Path, **overrides):
         raise UserError(f"{file}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{file}: nested too deep to be a configuration") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise UserError(f"{file}: holds an integer too long to be a configuration value") from None
+    from archbench.results.schema import check_depth
+
+    check_depth(data, str(file))
     if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
         raise UserError(f"{file}: a Hugging Face config.json needs a \"model_type\" string")
     model_type = data.pop("model_type")

@@ -216,6 +216,13 @@ def make_inputs(spec: InputSpec, batch: int, device: str, dtype: str = "float32"
     import torch
 
     shape = (batch, *spec.shape)
+    vocabs = [spec.extra.get("vocab", 1000)] * (spec.kind == "tokens") + \
+        [kind[2] for kind in spec.extra.get("extra_inputs", {}).values() if kind != "same" and kind[0] == "tokens"]
+    if any(not isinstance(v, int) or v < 1 for v in vocabs):
+        raise UserError(f"a vocabulary of {min(vocabs, key=str)} tokens has no token ids to draw: "
+                        "vocab_size must be a positive integer")
+    if 0 in shape:
+        raise UserError(f"an input of shape {'x'.join(map(str, shape))} holds nothing: every size must be positive")
     if spec.kind == "tokens":
         tensor = torch.randint(0, spec.extra.get("vocab", 1000), shape, device=device)
     else:

@@ -17,6 +17,8 @@ Figures are matched by :func:`figure_key` (case or model, claim, metric, input p
   with the machines' difference, and the summary names it. Counts compare whatever the machine.
 - A figure only in the current run is ``new``, only in the baseline ``missing``; an error that
   appears is ``newly failing``, one that disappears ``fixed``.
+- A figure whose unit differs between the runs (MAC against FLOP) is ``changed``; a run that
+  holds one figure twice with different contents is refused (UserError, exit 2).
 - A value that cannot be a measurement (NaN, an infinity, a negative timing or memory figure,
   or such a raw sample) on either side is ``invalid``: it is not compared.
 
@@ -140,11 +142,15 @@ class Comparison:
 
 
 def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dict[str, float] | None = None,
-                 alpha: float = DEFAULT_ALPHA, deterministic_only: bool = False) -> Comparison:
-    """Every difference between ``baseline`` and ``current``, classified as in the module docstring."""
+                 alpha: float = DEFAULT_ALPHA, deterministic_only: bool = False,
+                 names: tuple[str, str] = ("baseline", "current")) -> Comparison:
+    """Every difference between ``baseline`` and ``current``, classified as in the module docstring.
+
+    UserError when either run holds one figure twice with different values (``names`` say which run).
+    """
     thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
-    old = _by_key(baseline.records)
-    new = _by_key(current.records)
+    old = _by_key(baseline.records, names[0])
+    new = _by_key(current.records, names[1])
     other_machines: list[tuple] = []
     failed_in_current = {_site(r) for r in current.records if r.error}
     changes: list[Change] = []
@@ -159,6 +165,10 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
         if after is None:
             if _site(before) not in failed_in_current:  # figures of a failed metric are shown by its error row
                 only_old.append(before)
+            continue
+        if before.unit != after.unit:
+            changes.append(_change("changed", after, before.value, after.value,
+                                   note=f"unit {before.unit} -> {after.unit}: not the same figure"))
             continue
         if before.error or after.error:
             status = "still failing" if before.error and after.error else ("newly failing" if after.error else "fixed")
@@ -181,7 +191,7 @@ def compare_runs(baseline: RunDocument, current: RunDocument, *, thresholds: dic
         if None in machines or machines[0] != machines[1]:
             other_machines.append(machines)
             changes.append(Change("not comparable", after.case, after.model, after.metric, dict(after.point),
-                                  before.value, after.value, after.unit, note=_machine_difference([machines])))
+                                  before.value, after.value, after.unit, note="; ".join(_machine_difference([machines]))))
             continue
         change = _measured_change(kind, before, after, old, new, thresholds, alpha)
         if change is None:
@@ -227,8 +237,18 @@ def figure_key(record: Record, metric: str | None = None) -> tuple:
     return (record.case, record.claim, model, metric or record.metric, json.dumps(record.point, sort_keys=True))
 
 
-def _by_key(records: list[Record]) -> dict[tuple, Record]:
-    return {figure_key(record): record for record in records}
+def _by_key(records: list[Record], name: str) -> dict[tuple, Record]:
+    """The records by :func:`figure_key`; UserError for a figure held twice with different contents."""
+    by_key: dict[tuple, Record] = {}
+    for record in records:
+        key = figure_key(record)
+        other = by_key.setdefault(key, record)
+        if other is not record and other.to_dict() != record.to_dict():
+            raise UserError(f"{name}: figure {record.metric} of {record.case or record.model} at "
+                            f"{json.dumps(record.point, sort_keys=True)} is recorded twice with different contents "
+                            f"({other.value!r} {other.unit}, {record.value!r} {record.unit}): "
+                            "a run holds each figure once")
+    return by_key
 
 
 def _site(record: Record) -> tuple:

@@ -5,11 +5,14 @@ The journal of ``run.json`` is ``run.json.partial.jsonl``. Each line is an objec
 - ``{"run": {"schema_version", "env", "envs", "meta"}}``: the first line, the document without its records;
 - ``{"record": {...}}``: one finished record, flushed at once;
 - ``{"envs": {id: env}}``: a machine records name, written before the first record that names it;
-- ``{"meta": {...}}``: keys that update ``meta`` (``interrupted`` when the run was stopped).
+- ``{"meta": {...}}``: keys that update ``meta`` (``interrupted`` when the run was stopped);
+- ``{"finished": {"case": id}}``: every record of suite case ``id`` is written (read back as
+  ``meta.finished_cases``, what ``run --resume`` skips).
 
 A run that finishes writes its target and removes the journal, so a journal on disk is the
 work of a run that did not finish: killed, interrupted or failed. A SIGKILL can cut the last
-line short; reading drops that line with a warning.
+line short; reading drops that line with a warning. A new run on the same target never
+deletes such a journal: it is kept aside as ``run.json.partial.N.jsonl`` (the first free N).
 
 The lock is an ``flock`` on ``run.json.lock``, held for the whole run and released by the
 kernel when the process dies, so a stale lock file is no obstacle.
@@ -66,8 +69,12 @@ class OutputLock:
                 self.fd = fd
             else:  # the previous holder removed the file between our open and our lock: lock the new one
                 os.close(fd)
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: release the lock and say so
+            self.release()
+            raise output_error(self.path, exc) from None
 
     def _open(self) -> int:
         try:
@@ -99,13 +106,37 @@ class OutputLock:
         self.fd = None
 
 
+def keep_aside(journal: str | Path) -> Path | None:
+    """Rename an existing ``journal`` to the first free ``NAME.partial.N.jsonl`` (never replacing a file); its
+    new path, or None when there was none."""
+    journal = Path(journal)
+    stem = journal.name[: -len(".jsonl")] if journal.name.endswith(".jsonl") else journal.name
+    number = 1
+    while journal.exists():
+        kept = journal.with_name(f"{stem}.{number}.jsonl")
+        try:
+            os.link(journal, kept)  # fails when ``kept`` exists: nothing is ever overwritten
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError as exc:
+            raise output_error(kept, exc) from None
+        os.unlink(journal)
+        return kept
+    return None
+
+
 class Journal:
-    """An append-only JSON Lines file; each line is flushed to the kernel as it is written."""
+    """An append-only JSON Lines file; each line is flushed to the kernel as it is written.
+
+    The journal of an earlier unfinished run at ``path`` is kept aside (:func:`keep_aside`), with a warning.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if self.path.is_file():
-            print(f"warning: {self.path}: the journal of an earlier unfinished run is replaced by this run's",
+        self.kept = keep_aside(self.path)
+        if self.kept:
+            print(f"warning: {self.path}: the journal of an earlier unfinished run is kept as {self.kept}",
                   file=sys.stderr)
         try:
             self.handle = open(self.path, "w", encoding="utf-8")
@@ -157,6 +188,8 @@ def read_journal(path: str | Path) -> dict[str, Any]:
                 print(f"warning: {path}: line {number} was cut short by a killed write; dropped", file=sys.stderr)
                 break
             raise UserError(f"{path}: line {number} is not JSON") from None
+        except ValueError:  # Python's limit on the digits of an integer
+            raise UserError(f"{path}: line {number} holds an integer too long to read") from None
         except RecursionError:
             raise UserError(f"{path}: line {number} is nested too deep") from None
         kind, data = _entry(entry, path, number)
@@ -170,6 +203,8 @@ def read_journal(path: str | Path) -> dict[str, Any]:
             document["records"].append(data)
         elif kind in ("meta", "envs") and isinstance(document.setdefault(kind, {}), dict):
             document[kind].update(data)
+        elif kind == "finished" and isinstance(data.get("case"), str) and isinstance(document.get("meta"), dict):
+            document["meta"].setdefault("finished_cases", []).append(data["case"])
         else:
             raise UserError(f"{path}: line {number}: unexpected {kind!r} entry")
     if document is None:
@@ -181,8 +216,9 @@ def read_journal(path: str | Path) -> dict[str, Any]:
 
 def _entry(entry: Any, path: Path, number: int) -> tuple[str, Any]:
     if not isinstance(entry, dict) or len(entry) != 1:
-        raise UserError(f"{path}: line {number}: expected an object with one key (run, record, meta or envs)")
+        raise UserError(f"{path}: line {number}: expected an object with one key (run, record, meta, envs or "
+                        "finished)")
     kind, data = next(iter(entry.items()))
-    if kind not in ("run", "record", "meta", "envs") or (kind != "record" and not isinstance(data, dict)):
+    if kind not in ("run", "record", "meta", "envs", "finished") or (kind != "record" and not isinstance(data, dict)):
         raise UserError(f"{path}: line {number}: unexpected {kind!r} entry")
     return kind, data

@@ -104,6 +104,8 @@ def load_run(path: str | Path) -> RunDocument:
         data = read_journal(path) if path.name.endswith(".jsonl") else json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a JSON run document ({exc})") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise UserError(f"{path}: holds an integer too long to be a measurement") from None
     except RecursionError:
         raise UserError(f"{path}: nested too deep to be a run document") from None
     except OSError as exc:
@@ -145,21 +147,25 @@ class RunWriter:
     """
 
     def __init__(self, document: RunDocument, path: str | Path | None = None,
-                 render: Callable[[RunDocument], str] | None = None):
+                 render: Callable[[RunDocument], str] | None = None, finished: tuple[str, ...] = ()):
         self.document = document
         self.path = Path(path) if path else None
         self.journal_path = journal_path(self.path) if self.path else None
         self.render = render or RunDocument.to_json
         self._lock: OutputLock | None = None
         self._journal: Journal | None = None
+        self._kept: Path | None = None
         if self.path:
             self._lock = OutputLock(check_writable(self.path))
             try:
                 self._journal = Journal(self.journal_path)
+                self._kept = self._journal.kept
                 self._journal.append("run", {"schema_version": document.schema_version, "env": document.env,
                                              "envs": document.envs, "meta": document.meta})
                 for record in document.records:
                     self._journal.append("record", record.to_dict())
+                for case_id in finished:
+                    self.case_done(case_id)
             except BaseException:
                 self._release(remove_journal=True)
                 raise
@@ -179,6 +185,16 @@ class RunWriter:
         if self._journal:
             for record in records:
                 self._journal.append("record", record.to_dict())
+
+    def case_done(self, case_id: str) -> None:
+        """Every record of suite case ``case_id`` is written: a line of the journal, what a resumed run skips."""
+        if self._journal:
+            self._journal.append("finished", {"case": case_id})
+
+    @property
+    def kept_journal(self) -> Path | None:
+        """Where the journal of an earlier unfinished run on ``path`` was kept aside, if there was one."""
+        return self._kept
 
     def add_env(self, env: dict[str, Any]) -> str:
         """Keep the machine ``env`` among the document's ``envs`` (journalled the first time); its id."""

@@ -99,6 +99,8 @@ def check_header(data: Any, where: str) -> None:
     for key, env in data.get("envs", {}).items():
         if not isinstance(env, dict):
             raise UserError(f"{where}: field 'envs.{key}' must be an object, got {json_type(env)}")
+        _check_env(env, f"envs.{key}", where)
+    _check_env(data.get("env", {}), "env", where)
     meta = data.get("meta", {})
     _check_meta_field(meta, "cases", where, "an array of objects with an 'id'",
                       lambda v: isinstance(v, list) and all(isinstance(c, dict) and isinstance(c.get("id"), str)
@@ -108,15 +110,27 @@ def check_header(data: Any, where: str) -> None:
             raise UserError(f"{where}: meta.cases {i} ({case['id']!r}): 'sweep' must be an object with an 'axis' string")
     if meta.get("sweep") is not None and not _is_sweep(meta["sweep"]):
         raise UserError(f"{where}: field 'meta.sweep' must be an object with an 'axis' string")
-    for name in ("suite_case_ids", "merged_from"):
+    for name in ("suite_case_ids", "merged_from", "finished_cases"):
         _check_meta_field(meta, name, where, "an array of strings",
                           lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))
     _check_meta_field(meta, "shard_envs", where, "an array of objects",
                       lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))
+    for i, env in enumerate(meta.get("shard_envs") or [], 1):
+        _check_env(env, f"meta.shard_envs {i}", where)
     for name in ("complete", "interrupted"):
         _check_meta_field(meta, name, where, "a boolean", lambda v: isinstance(v, bool))
     for name in ("suite", "suite_digest", "command", "shard"):
         _check_meta_field(meta, name, where, "a string", lambda v: isinstance(v, str))
+
+
+def _check_env(env: dict, name: str, where: str) -> None:
+    """The entries of a machine that compare and merge read (its fingerprint) must be single values."""
+    from archbench.results.env import FINGERPRINT_KEYS
+
+    for key in FINGERPRINT_KEYS:
+        if not isinstance(env.get(key), _SCALAR):
+            raise UserError(f"{where}: field '{name}.{key}' must be a string, number, boolean or null, "
+                            f"got {json_type(env[key])}")
 
 
 def _check_meta_field(meta: dict, name: str, where: str, expected: str, test) -> None:
