@@ -300,7 +300,7 @@ def test_a_vocabulary_of_no_tokens_is_one_line():
     ('head: "yes"', "cases[0].head: expected one of true, false, got 'yes'"),
     ("head: null", "cases[0].head: expected one of true, false, got None"),
     ("head: 1", "cases[0].head: expected one of true, false, got 1"),
-    ("phase: 3", "cases[0].phase: expected one of prefill, decode, got 3"),
+    ("phase: 3", "cases[0].phase: expected one of prefill, decode, train, got 3"),
     ("attention_count: true", "cases[0].attention_count: expected one of full, causal, got True"),
     ("dtype: null", "cases[0].dtype: expected one of"),
     ("input: {a: 1}", "cases[0].input: expected a single value, got a mapping"),
