@@ -256,23 +256,17 @@ def module_names(calls: list[OpCall]) -> list[str]:
 def group_calls(calls: list[OpCall], by: str, names: list[str] | None = None) -> dict[str, OpCall]:
     """The calls' work summed per ``by="operator"``, or per ``by="module"``: each module of ``names`` (default:
     the modules the calls ran in and their parents; "" the whole model) with the calls of its submodules."""
-    if by == "operator":
-        totals: dict[str, list[int]] = {}
-        for c in calls:
-            total = totals.setdefault(c.op, [0, 0, 0])
-            total[0] += c.macs
-            total[1] += c.other_flops
-            total[2] += c.bytes_moved
-        return {op: OpCall(op, "", *t) for op, t in totals.items()}
-    own: dict[str, list[int]] = {}
+    sums: dict[str, list[int]] = {}  # op or module -> [macs, other FLOPs, bytes]
     for c in calls:
-        total = own.setdefault(c.module, [0, 0, 0])
+        total = sums.setdefault(c.op if by == "operator" else c.module, [0, 0, 0])
         total[0] += c.macs
         total[1] += c.other_flops
         total[2] += c.bytes_moved
+    if by == "operator":
+        return {op: OpCall(op, "", *t) for op, t in sums.items()}
     grouped = {}
     for name in module_names(calls) if names is None else names:
-        inside = [t for module, t in own.items() if not name or module == name or module.startswith(name + ".")]
+        inside = [t for module, t in sums.items() if not name or module == name or module.startswith(name + ".")]
         grouped[name] = OpCall("", name, *(sum(t[i] for t in inside) for i in range(3)))
     return grouped
 
@@ -418,7 +412,6 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
     counter = FlopCounterMode(display=False, custom_mapping=products)
     counter.flop_registry = {packet: f for packet, f in counter.flop_registry.items() if packet in products}
     other: Counter[str] = Counter()
-    other_tracked: Counter[str] = Counter()  # module name -> other FLOPs of the ops run inside it
     op_calls: list[OpCall] = []
     uncounted: Counter[str] = Counter()
     where: dict[str, dict[str, None]] = {}
@@ -446,14 +439,11 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            added = self.file_op(func, args, kwargs, out)
-            for parent in counter.mod_tracker.parents if added else ():  # each running module's total includes it
-                if parent != "Global":
-                    other_tracked[_module_name(parent, root)] += added
+            self.file_op(func, args, kwargs, out)
             return out
 
-        def file_op(self, func, args, kwargs, out) -> int:
-            """Files one op through the op table; returns the other FLOPs it added."""
+        def file_op(self, func, args, kwargs, out) -> None:
+            """Files one op through the op table: its work by operator, and the call with its module."""
             name = ops.base_name(str(func.overloadpacket))
             entry = ops.OPS.get(name)
             place = origins.current if origins is not None and origins.current is not None else innermost_name()
@@ -470,7 +460,7 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
                     uncounted[op] += 1
                     if place is not None:
                         where.setdefault(op, {})[place] = None
-                return 0
+                return
             kept = None
             if entry.attention == "forward":
                 kept, calls.pending = calls.pending, None
@@ -493,15 +483,14 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
                     calls.eager += bool(work.macs) and not calls.in_call
             if work.other_flops or not entry.macs:
                 other[entry.other] += work.other_flops
-                return work.other_flops
-            return 0
 
     args, kwargs = built.example_inputs()
     # A torch-function mode turns off nn.MultiheadAttention's fast path (it checks has_torch_function): the
     # interceptor runs only where it is needed, to read masks (causal) and on meta (one fused op, as on cpu).
     needs_interceptor = attention_count == "causal" or built.device == "meta"
     interceptor = _sdpa_interceptor(calls, attention_module) if needs_interceptor else nullcontext()
-    with meta_routing(module, built.device) as has_experts, interceptor, recurrent.recurrent_calls(module, built.device), \
+    recurrent_calls = recurrent.recurrent_calls(module, built.device)  # on meta: one op per recurrent call
+    with meta_routing(module, built.device) as has_experts, interceptor, recurrent_calls, \
             selective_scans(module, built.device), Ledger(), counter:
         if backward:
             with origins:
@@ -538,8 +527,8 @@ def _count_dispatch(built: Subject, backward: bool, attention_count: str = "full
         other_by_operator=dict(other),
         attention_macs=calls.macs,
         details=details,
-        other_by_module={name: other_tracked[name] if name in other_tracked else _untracked_total(name, other_tracked)
-                         for name in modules},
+        other_by_module={name: work.other_flops
+                         for name, work in group_calls(op_calls, "module", list(modules)).items()},
         calls=op_calls,
     )
 
