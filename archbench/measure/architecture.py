@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archbench.models.structure import expert_layers, first_of
+from archbench.models.structure import attention_shape, expert_layers, layer_windows
 
 
 def kv_cache_bytes(config: Any, seq: int, batch: int, dtype_bytes: int) -> int | None:
@@ -20,15 +20,11 @@ def kv_cache_bytes(config: Any, seq: int, batch: int, dtype_bytes: int) -> int |
     min(T, W − 1) tokens, as transformers' sliding cache does. None for a model without attention heads
     (a state-space model such as Mamba has no KV cache).
     """
-    layers = first_of(config, "num_hidden_layers", "n_layer", "num_layers")
-    heads = first_of(config, "num_attention_heads", "n_head", "num_heads")
-    if not layers or not heads:
+    shape = attention_shape(config)
+    if shape is None:
         return None
-    kv_heads = first_of(config, "num_key_value_heads") or (1 if getattr(config, "multi_query", False) else heads)
-    head_dim = first_of(config, "head_dim") or first_of(config, "hidden_size", "n_embd", "d_model") // heads
-    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
-    layer_types = getattr(config, "layer_types", None) or ["sliding_attention" if window else "full_attention"] * layers
-    tokens = sum(min(seq, window - 1) if kind == "sliding_attention" and window else seq for kind in layer_types)
+    layers, _, kv_heads, head_dim = shape
+    tokens = sum(seq if window is None else min(seq, window - 1) for window in layer_windows(config, layers))
     return 2 * kv_heads * head_dim * tokens * dtype_bytes * batch
 
 

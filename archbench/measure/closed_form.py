@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from archbench.models.structure import attention_shape, layer_windows
+
 TOLERANCE = 0.001  # relative difference above which the counted MACs and the closed form disagree
 
 GATED_DECODERS = ("llama", "mistral", "mixtral", "qwen2", "qwen3")
@@ -38,14 +40,14 @@ def config_macs(config, *, batch: int, tokens: int, cached: int = 0, attention_c
         return None
     if kind == "qwen2" and getattr(config, "num_experts", None):
         return None  # qwen2_moe-like shared experts are not written out here
-    d, layers, heads = config.hidden_size, config.num_hidden_layers, config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or d // heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    layers, heads, kv_heads, head_dim = attention_shape(config)
+    d = config.hidden_size
     projections = 2 * d * heads * head_dim + 2 * d * kv_heads * head_dim
     mlp = _mlp_macs(config, kind, d)
+    windows = [None] * layers if kind in ENCODERS else layer_windows(config, layers)
     macs = 0
-    for layer in range(layers):
-        keys = _keys_per_query(config, kind, layer, tokens, cached, attention_count)
+    for window in windows:
+        keys = _keys_per_query(window, tokens, cached, attention_count if kind not in ENCODERS else "full")
         macs += tokens * (projections + mlp) + heads * 2 * head_dim * keys
     macs *= batch
     if lm_head:
@@ -66,24 +68,12 @@ def _mlp_macs(config, kind: str, d: int) -> int:
     return 3 * d * config.intermediate_size
 
 
-def _window(config, layer: int) -> int | None:
-    """The sliding window of ``layer``: per layer where the config lists layer types, else the config's own."""
-    window = getattr(config, "sliding_window", None)
-    if not window or getattr(config, "use_sliding_window", None) is False:
-        return None
-    types = getattr(config, "layer_types", None)
-    if types:
-        return window if types[layer] == "sliding_attention" else None
-    return window
-
-
-def _keys_per_query(config, kind: str, layer: int, tokens: int, cached: int, attention_count: str) -> int:
+def _keys_per_query(window: int | None, tokens: int, cached: int, attention_count: str) -> int:
     """Query–key pairs of one layer for one head, summed over the ``tokens`` new queries."""
-    window = None if kind in ENCODERS else _window(config, layer)
     if cached:  # decode: the cache holds ``cached`` keys (a window's W − 1), each new query sees them and itself
         present = cached + tokens if window is None else min(cached + tokens, window)
         return tokens * present
-    if attention_count == "causal" and kind not in ENCODERS:
+    if attention_count == "causal":
         return sum(i + 1 if window is None else min(i + 1, window) for i in range(tokens))
     return tokens * tokens
 

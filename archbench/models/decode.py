@@ -11,11 +11,13 @@ measures the same step every time.
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from typing import Any
 
 from torch import nn
 
 from archbench.errors import LibraryBehaviourError, UserError
+from archbench.models.structure import attention_shape, layer_windows
 from archbench.models.subject import InputSpec, Subject
 
 # The names a Hugging Face model's forward has taken its cache under, newest first: transformers 5.24 renamed
@@ -111,9 +113,9 @@ class DecodeStep(nn.Module):
         if self.checked:
             output = self._step(input_ids)
         else:
-            with _KeyLengths() as seen:
+            with _key_lengths() as keys:
                 output = self._step(input_ids)
-            self.check_cache_used(output, seen.lengths)
+            self.check_cache_used(output, keys)
             self.checked = True
         _rewind(self.cache, lengths)
         return output
@@ -131,8 +133,10 @@ class DecodeStep(nn.Module):
         """
         returned = returned_cache(output)
         dropped = returned is not None and returned is not self.cache
-        window = getattr(getattr(self.model, "config", None), "sliding_window", None)
-        expected = min(self.cached + 1, window) if isinstance(window, int) and window > 0 else self.cached + 1
+        config = self.model.config
+        shape = attention_shape(config)
+        windows = [w for w in layer_windows(config, shape[0]) if w] if shape else []
+        expected = min([self.cached + 1, *windows])  # a sliding layer's keys: its window
         short = [n for n in key_lengths if n < expected]
         if dropped or short:
             seen = f"an attention call saw {min(short)} key(s), expected {expected}" if short \
@@ -142,32 +146,24 @@ class DecodeStep(nn.Module):
                 f"{_library_versions()}: no decode figure is given rather than a wrong one")
 
 
-class _KeyLengths:
-    """A torch-function mode that notes the key length of every ``scaled_dot_product_attention`` call."""
+@contextmanager
+def _key_lengths():
+    """Yields the list of the key lengths of every ``scaled_dot_product_attention`` call in the block."""
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
 
-    def __init__(self):
-        from torch.overrides import TorchFunctionMode
-        import torch.nn.functional as F
+    lengths: list[int] = []
 
-        lengths: list[int] = []
-        self.lengths = lengths
+    class Seen(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is F.scaled_dot_product_attention:
+                key = args[1] if len(args) > 1 else kwargs["key"]
+                lengths.append(int(key.shape[-2]))
+            return func(*args, **kwargs)
 
-        class Seen(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                kwargs = kwargs or {}
-                if func is F.scaled_dot_product_attention:
-                    key = args[1] if len(args) > 1 else kwargs["key"]
-                    lengths.append(int(key.shape[-2]))
-                return func(*args, **kwargs)
-
-        self._mode = Seen()
-
-    def __enter__(self):
-        self._mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._mode.__exit__(*exc)
+    with Seen():
+        yield lengths
 
 
 class RecurrentStep(nn.Module):

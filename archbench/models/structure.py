@@ -19,6 +19,31 @@ def first_of(config: Any, *names: str) -> Any:
     return next((value for name in names if (value := getattr(config, name, None)) is not None), None)
 
 
+def attention_shape(config: Any) -> tuple[int, int, int, int] | None:
+    """(layers, heads, kv_heads, head_dim) of a transformer's config, None for one without attention heads.
+
+    kv_heads is ``num_key_value_heads`` (grouped-query and multi-query attention), else the number of
+    attention heads (GPT-2's ``n_head``); head_dim is ``head_dim``, else hidden / heads.
+    """
+    layers = first_of(config, "num_hidden_layers", "n_layer", "num_layers")
+    heads = first_of(config, "num_attention_heads", "n_head", "num_heads")
+    if not layers or not heads:
+        return None
+    kv_heads = first_of(config, "num_key_value_heads") or (1 if getattr(config, "multi_query", False) else heads)
+    head_dim = first_of(config, "head_dim") or first_of(config, "hidden_size", "n_embd", "d_model") // heads
+    return layers, heads, kv_heads, head_dim
+
+
+def layer_windows(config: Any, layers: int) -> list[int | None]:
+    """Each layer's sliding window, None for full attention: the ``layer_types`` "sliding_attention" layers, or
+    every layer of a config with ``sliding_window`` (none where ``use_sliding_window`` is False)."""
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", None) is False:
+        return [None] * layers
+    types = getattr(config, "layer_types", None)
+    return [window if not types or types[layer] == "sliding_attention" else None for layer in range(layers)]
+
+
 def expert_layers(module: Any) -> list[tuple[Any, int]]:
     """Each mixture-of-experts layer of ``module`` as (its experts, top_k: how many experts a token reaches).
 
