@@ -17,13 +17,14 @@ from archbench.metrics import unit_of
 
 
 def figures(result) -> dict[str, float]:
-    """metric -> value of a JSON run document printed by the CLI (the run must have succeeded)."""
+    """metric -> value of the whole-model records of a JSON run document printed by the CLI (the run must have
+    succeeded; stdout must be pure JSON)."""
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)["records"]
     assert all(r["error"] is None for r in records), records
     for record in records:
         assert record["unit"] == unit_of(record["metric"])
-    return {r["metric"]: r["value"] for r in records}
+    return {r["metric"]: r["value"] for r in records if not {"module", "operator"} & set(r["point"])}
 
 
 def refused(result, message: str) -> None:

@@ -16,17 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from archbench.metrics import unit_of
-
-
-def figures(result) -> dict[str, float]:
-    """metric -> value of the JSON run document on stdout (the run must have succeeded; stdout must be pure JSON)."""
-    assert result.exit_code == 0, result.output
-    records = json.loads(result.stdout)["records"]
-    assert all(r["error"] is None for r in records), records
-    for record in records:
-        assert record["unit"] == unit_of(record["metric"])
-    return {r["metric"]: r["value"] for r in records if "module" not in r["point"]}
+from test_model_sources import figures  # noqa: E402  (metric -> value of a JSON run document)
 
 
 def refused(result, message: str, code: int = 2) -> None:
