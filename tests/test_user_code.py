@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_model_sources import figures  # noqa: E402  (metric -> value of a JSON run document)
+from test_model_sources import figures  # metric -> value of a JSON run document
 
 
 def refused(result, message: str, code: int = 2) -> None:
